@@ -1,0 +1,161 @@
+"""The object store: ``objects/<k[:2]>/<k>/{manifest.json,data/}``.
+
+An entry is computed in ``tmp/`` and published with one ``rename``; a per-key
+file lock makes concurrent builds compute a key once. A process killed mid-step
+leaves only a ``tmp/`` directory, never a visible entry.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from filelock import FileLock
+
+from slim.cache.digest import DigestMemo, file_digest, iter_files
+
+MANIFEST = "manifest.json"
+
+
+def default_cache_dir() -> Path:
+    env = os.environ.get("SLIM_CACHE_DIR")
+    if env:
+        return Path(env).expanduser().resolve()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return (base / "slim").resolve()
+
+
+@dataclass
+class Entry:
+    key: str
+    path: Path
+
+    @property
+    def data(self) -> Path:
+        return self.path / "data"
+
+    @property
+    def manifest(self) -> dict:
+        return json.loads((self.path / MANIFEST).read_text())
+
+
+class ObjectStore:
+    def __init__(self, root: str | Path | None = None):
+        self.root = Path(root).expanduser().resolve() if root else default_cache_dir()
+        for sub in ("objects", "tmp", "locks", "trash"):
+            (self.root / sub).mkdir(parents=True, exist_ok=True)
+        self.memo = DigestMemo(self.root / "digests.sqlite")
+
+    # -- layout -------------------------------------------------------------
+    def entry_path(self, key: str) -> Path:
+        return self.root / "objects" / key[:2] / key
+
+    def get(self, key: str) -> Entry | None:
+        p = self.entry_path(key)
+        if (p / MANIFEST).is_file():
+            return Entry(key, p)
+        return None
+
+    def entries(self) -> list[Entry]:
+        out = []
+        for shard in sorted((self.root / "objects").iterdir()):
+            if shard.is_dir():
+                for p in sorted(shard.iterdir()):
+                    if (p / MANIFEST).is_file():
+                        out.append(Entry(p.name, p))
+        return out
+
+    def lock(self, key: str) -> FileLock:
+        return FileLock(str(self.root / "locks" / f"{key}.lock"))
+
+    # -- integrity ----------------------------------------------------------
+    def verify(self, entry: Entry) -> list[str]:
+        """Problems with an entry's files (empty list: intact)."""
+        problems = []
+        try:
+            files = entry.manifest["files"]
+        except (OSError, ValueError, KeyError) as e:
+            return [f"{MANIFEST} unreadable: {e}"]
+        present = {p.relative_to(entry.data).as_posix() for p in iter_files(entry.data)} \
+            if entry.data.is_dir() else set()
+        for rel, info in sorted(files.items()):
+            p = entry.data / rel
+            if rel not in present:
+                problems.append(f"{rel}: missing")
+            elif p.stat().st_size != info["size"]:
+                problems.append(f"{rel}: size {p.stat().st_size} != {info['size']}")
+            elif file_digest(p) != info["xxh3"]:
+                problems.append(f"{rel}: content digest mismatch")
+        for rel in sorted(present - set(files)):
+            problems.append(f"{rel}: not in manifest")
+        return problems
+
+    def evict(self, key: str) -> None:
+        """Move an entry out of sight atomically, then delete it."""
+        p = self.entry_path(key)
+        if not p.exists():
+            return
+        dest = self.root / "trash" / f"{key}-{uuid.uuid4().hex[:8]}"
+        os.rename(p, dest)
+        shutil.rmtree(dest, ignore_errors=True)
+
+    # -- compute ------------------------------------------------------------
+    def get_or_compute(self, key: str, material: dict, compute: Callable[[Path], None],
+                       verify: bool = False, on_event: Callable[[str, dict], None] | None = None
+                       ) -> tuple[Entry, bool]:
+        """Return (entry, cached). ``compute(out_dir)`` writes the step's files."""
+        emit = on_event or (lambda ev, info: None)
+        entry = self._valid_hit(key, verify, emit)
+        if entry:
+            return entry, True
+        with self.lock(key):
+            entry = self._valid_hit(key, verify, emit)  # another process may have finished it
+            if entry:
+                return entry, True
+            tmp = self.root / "tmp" / f"{key}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+            data = tmp / "data"
+            data.mkdir(parents=True)
+            t0 = time.time()
+            try:
+                compute(data)
+                files = {p.relative_to(data).as_posix(): {"size": p.stat().st_size,
+                                                          "xxh3": file_digest(p)}
+                         for p in iter_files(data)}
+                manifest = {"key": key, "material": material, "files": files,
+                            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                            "seconds": round(time.time() - t0, 3)}
+                (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True))
+                final = self.entry_path(key)
+                final.parent.mkdir(parents=True, exist_ok=True)
+                os.rename(tmp, final)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+            return Entry(key, final), False
+
+    def _valid_hit(self, key: str, verify: bool, emit) -> Entry | None:
+        entry = self.get(key)
+        if entry is None:
+            return None
+        if verify:
+            problems = self.verify(entry)
+            if problems:
+                emit("corrupt_entry_recomputed", {"key": key, "problems": problems[:5]})
+                self.evict(key)
+                return None
+        return entry
+
+    # -- housekeeping -------------------------------------------------------
+    def size(self, entry: Entry) -> int:
+        return sum(p.stat().st_size for p in iter_files(entry.path))
+
+    def stale_tmp(self, older_than_s: float = 3600) -> list[Path]:
+        now = time.time()
+        return [p for p in (self.root / "tmp").iterdir()
+                if now - p.stat().st_mtime > older_than_s]

@@ -1,0 +1,85 @@
+"""Step description, param checking and the context a step runs in."""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Callable
+
+from slim.errors import SlimError
+
+
+@dataclass
+class Step:
+    id: str                     # unique in a plan, e.g. "quantize_gguf" or "fidelity:child"
+    kind: str                   # module name under slim.steps
+    params: dict = field(default_factory=dict)
+    deps: dict[str, str] = field(default_factory=dict)     # input name -> step id
+    files: dict[str, str] = field(default_factory=dict)    # input name -> external path
+    desc: str = ""
+
+
+def step_module(kind: str) -> ModuleType:
+    try:
+        return importlib.import_module(f"slim.steps.{kind}")
+    except ModuleNotFoundError as e:
+        if e.name == f"slim.steps.{kind}":
+            raise SlimError(f"unknown step kind {kind!r}") from None
+        raise
+
+
+def check_params(kind: str, params: dict | None, where: str) -> list[tuple[str, str]]:
+    """Errors (key path, reason) for params of a step kind; empty when valid."""
+    params = dict(params or {})
+    try:
+        mod = step_module(kind)
+    except SlimError as e:
+        return [(where.rsplit(".params", 1)[0] + ".kind", str(e))]
+    P = getattr(mod, "Params", None)
+    if P is None:
+        return [] if not params else [(where, f"step {kind} takes no params")]
+    names = {f.name for f in dataclasses.fields(P)}
+    errors = [(f"{where}.{k}", f"unknown param for step {kind}; accepted: {', '.join(sorted(names))}")
+              for k in sorted(set(params) - names)]
+    if errors:
+        return errors
+    try:
+        obj = P(**params)
+    except TypeError as e:
+        return [(where, str(e))]
+    if hasattr(obj, "validate"):
+        errors += [(f"{where}.{k}" if k else where, why) for k, why in obj.validate()]
+    return errors
+
+
+def parse_params(kind: str, params: dict | None) -> Any:
+    P = getattr(step_module(kind), "Params", None)
+    return P(**(params or {})) if P else None
+
+
+@dataclass
+class StepContext:
+    step_id: str
+    kind: str
+    params: Any                      # the Params instance (or dict when a step has none)
+    raw_params: dict
+    inputs: dict[str, Path]
+    out: Path
+    threads: int
+    log: Callable[[str], None] = print
+
+    def write_json(self, name: str, obj: Any) -> Path:
+        p = self.out / name
+        tmp = p.with_suffix(p.suffix + ".tmp")
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str))
+        os.replace(tmp, p)
+        return p
+
+    def progress(self, iterable=None, total=None, desc=None):
+        from tqdm import tqdm
+        return tqdm(iterable, total=total, desc=desc or self.step_id, leave=False,
+                    disable=os.environ.get("SLIM_NO_PROGRESS") == "1")

@@ -1,0 +1,66 @@
+"""Run one step in a child process: ``python -m slim.steps.runner spec.json``.
+
+Each step runs in its own process because torch and llama.cpp loaded into one
+process have crashed (``std::out_of_range`` inside llama.cpp after torch ran),
+and because a crash or OOM in a step must not take the build's bookkeeping
+down with it. The child writes ``result.json`` beside the spec: ``ok``, or the
+error with ``user: true`` for a SlimError (message only) and a traceback for bugs.
+"""
+from __future__ import annotations
+
+import ctypes
+import json
+import signal
+import sys
+import time
+import traceback
+from pathlib import Path
+
+
+def _die_with_parent() -> None:
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def main(spec_path: str) -> int:
+    _die_with_parent()
+    spec_file = Path(spec_path)
+    spec = json.loads(spec_file.read_text())
+    result_file = spec_file.with_name("result.json")
+    t0 = time.time()
+    try:
+        import slim  # noqa: F401  (offline defaults)
+        from slim.errors import SlimError
+        from slim.steps.base import StepContext, parse_params, step_module
+
+        mod = step_module(spec["kind"])
+        threads = int(spec.get("threads") or 0) or None
+        if threads:
+            import os
+            os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+        ctx = StepContext(step_id=spec["id"], kind=spec["kind"],
+                          params=parse_params(spec["kind"], spec["params"]) or spec["params"],
+                          raw_params=spec["params"],
+                          inputs={k: Path(v) for k, v in spec["inputs"].items()},
+                          out=Path(spec["out"]), threads=threads or 2,
+                          log=lambda m: print(f"[{spec['id']}] {m}", file=sys.stderr, flush=True))
+        mod.run(ctx)
+        result = {"ok": True, "seconds": round(time.time() - t0, 3)}
+    except SlimError as e:  # noqa: F841
+        result = {"ok": False, "user": True, "reason": e.reason, "message": str(e)}
+    except MemoryError:
+        result = {"ok": False, "user": True, "reason": "out_of_memory",
+                  "message": "ran out of memory; try a smaller model, fewer calibration samples "
+                             "or fewer threads"}
+    except BaseException as e:  # a bug: keep the traceback
+        result = {"ok": False, "user": False, "reason": type(e).__name__,
+                  "message": str(e), "traceback": traceback.format_exc()}
+    result_file.write_text(json.dumps(result))
+    return 0 if result["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))
