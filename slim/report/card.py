@@ -1,0 +1,212 @@
+"""Model card (README.md with Hugging Face YAML front matter) and Ollama Modelfile.
+
+Both files are written into the build folder before signing: they are signed
+subjects like the artifact itself.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from slim.signing.attest import atomic_write_bytes
+
+CHATML_STOPS = ["<|im_start|>", "<|im_end|>"]
+# Ollama (Go template) form of ChatML, the template SmolLM2-Instruct uses.
+CHATML_OLLAMA_TEMPLATE = (
+    "{{ if .System }}<|im_start|>system\n{{ .System }}<|im_end|>\n{{ end }}"
+    "{{ if .Prompt }}<|im_start|>user\n{{ .Prompt }}<|im_end|>\n{{ end }}"
+    "<|im_start|>assistant\n{{ .Response }}<|im_end|>\n"
+)
+
+
+def _get(d: Any, *path, default=None):
+    for k in path:
+        if not isinstance(d, dict) or k not in d:
+            return default
+        d = d[k]
+    return d
+
+
+def _num(v, spec: str, suffix: str = "") -> str:
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return format(v, spec) + suffix
+    return "–"
+
+
+def _pct(v) -> str:
+    return _num(v * 100 if isinstance(v, (int, float)) and not isinstance(v, bool) else None, ".1f", "%")
+
+
+def _y(v: Any) -> str:
+    """A YAML scalar: JSON strings/numbers/bools/null are valid YAML."""
+    return json.dumps(v, ensure_ascii=False)
+
+
+def _mean_retention(report: dict) -> float | None:
+    cats = _get(report, "metrics", "probes", "categories", default={}) or {}
+    vals = [c.get("retention") for c in cats.values() if isinstance(c, dict)]
+    vals = [v for v in vals if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    return sum(vals) / len(vals) if vals else None
+
+
+def base_model(report: dict) -> str:
+    parent = report.get("parent") or {}
+    return parent.get("hf_repo") or parent.get("id") or "unknown"
+
+
+def _relation(report: dict) -> str:
+    method = str(_get(report, "target", "method", default="") or "").lower()
+    return "finetune" if "distill" in method else "quantized"
+
+
+def _tags(report: dict) -> list[str]:
+    fmt = _get(report, "artifact", "format")
+    tags = ["slim", fmt, _get(report, "target", "method"), _get(report, "target", "hardware")]
+    if _relation(report) == "quantized":
+        tags.append("quantized")
+    out: list[str] = []
+    for t in tags:
+        if t and str(t) not in out:
+            out.append(str(t))
+    return out
+
+
+def render_model_card(report: dict, key_id: str | None = None, build_path: str | None = None) -> str:
+    name = report.get("build") or "build"
+    parent = report.get("parent") or {}
+    target = report.get("target") or {}
+    art = report.get("artifact") or {}
+    fid = _get(report, "metrics", "fidelity", default={}) or {}
+    cats = _get(report, "metrics", "probes", "categories", default={}) or {}
+    status = report.get("status") or "unknown"
+    failed = _get(report, "gates", "failed", default=[]) or []
+    retention = _mean_retention(report)
+    fmt = art.get("format") or "?"
+
+    fm = ["---", f"base_model: {_y(base_model(report))}", f"base_model_relation: {_relation(report)}"]
+    if parent.get("license"):
+        fm.append(f"license: {_y(parent['license'])}")
+    fm.append("pipeline_tag: text-generation")
+    fm.append("tags:")
+    fm += [f"- {_y(t)}" for t in _tags(report)]
+    fm.append("---")
+
+    L = fm + ["", f"# {name}", ""]
+    size_mb = _num(art.get("bytes") / 1e6 if isinstance(art.get("bytes"), (int, float)) else None, ".1f", " MB")
+    L.append(f"**{target.get('model') or parent.get('id')}** compressed with **{target.get('method')}** "
+             f"for **{target.get('hardware')}**: {size_mb} ({_num(art.get('bpw'), '.2f')} bits per weight, "
+             f"{fmt}), mean probe retention **{_pct(retention)}**, mean KLD vs parent "
+             f"**{_num(fid.get('kld_mean'), '.4f')}**. Status: **{status}**.")
+    L.append("")
+    if failed:
+        L.append(f"> Rejected: failed gate(s): {', '.join(f'`{g}`' for g in failed)}.")
+        L.append("")
+
+    L += ["## Lineage", "",
+          f"- parent: `{parent.get('id')}`" + (f" ({parent['hf_repo']})" if parent.get("hf_repo") else ""),
+          f"- parent digest: `{parent.get('digest')}`"]
+    if parent.get("build"):
+        L.append(f"- parent build: `{parent['build']}`")
+    if parent.get("provenance"):
+        L.append(f"- provenance: {parent['provenance']}")
+    L += [f"- probes: `{target.get('probes')}`", ""]
+
+    L += ["## Size", "", "| file | bytes | sha256 |", "|---|---:|---|"]
+    for fn, meta in sorted((art.get("files") or {}).items()):
+        meta = meta if isinstance(meta, dict) else {}
+        L.append(f"| `{fn}` | {meta.get('bytes', '–')} | `{str(meta.get('sha256', '–'))[:16]}…` |")
+    L.append(f"| **total** | {art.get('bytes', '–')} | {_num(art.get('bpw'), '.2f')} bpw |")
+    tt = art.get("tensor_types") or {}
+    if tt:
+        L += ["", "Tensor types: " + ", ".join(f"{k} × {v}" for k, v in sorted(tt.items()))]
+    L.append("")
+
+    L += ["## Fidelity vs parent", "", "| metric | value |", "|---|---:|",
+          f"| perplexity (parent) | {_num(fid.get('ppl_parent'), '.3f')} |",
+          f"| perplexity (this build) | {_num(fid.get('ppl_child'), '.3f')} |",
+          f"| perplexity ratio | {_num(fid.get('ppl_ratio'), '.4f')} |",
+          f"| mean KLD | {_num(fid.get('kld_mean'), '.5f')}"
+          + (f" ± {_num(fid.get('kld_mean_stderr'), '.5f')}" if fid.get("kld_mean_stderr") is not None else "") + " |",
+          f"| KLD p99 | {_num(fid.get('kld_p99'), '.4f')} |",
+          f"| top-1 agreement | {_pct(fid.get('top1_agreement'))} |",
+          f"| mean Δp | {_num(fid.get('delta_p_mean'), '+.4f')} |",
+          f"| tokens scored | {fid.get('tokens', '–')} |", ""]
+
+    if cats:
+        L += ["## Probe retention by category", "",
+              "| category | n | parent | this build | delta | retention |", "|---|---:|---:|---:|---:|---:|"]
+        for c in sorted(cats):
+            v = cats[c] if isinstance(cats[c], dict) else {}
+            L.append(f"| {c} | {v.get('n', '–')} | {_num(v.get('parent_score'), '.3f')} | "
+                     f"{_num(v.get('child_score'), '.3f')} | {_num(v.get('delta'), '+.3f')} | "
+                     f"{_pct(v.get('retention'))} |")
+        leaks = _get(report, "metrics", "probes", "leaks_child")
+        if leaks is not None:
+            L += ["", f"Canary leaks in this build's outputs: {leaks}."]
+        L.append("")
+
+    L += ["## Status", "", f"**{status}**" + (
+        f" — failed gates: {', '.join(f'`{g}`' for g in failed)}" if failed else " — all gates passed"), ""]
+    checked = _get(report, "gates", "checked", default=[]) or []
+    if checked:
+        L += ["Gates checked: " + ", ".join(f"`{g}`" for g in checked), ""]
+
+    bp = build_path or f"builds/{name}"
+    L += ["## Verify", "",
+          "`report.json` is wrapped in an in-toto statement (DSSE, Ed25519) in `attestation.intoto.json` "
+          "whose subjects are every file of this folder, this card included. Check the signature, every "
+          "file digest and the link to the parent with:", "",
+          "```", f"python -m slim.verify {bp} --key <signer-public-key.pub>", "```", ""]
+    if key_id:
+        L += [f"Signing key id: `{key_id}` (first 16 hex of sha256 of the raw Ed25519 public key).", ""]
+    return "\n".join(L)
+
+
+def write_model_card(build_dir: str | os.PathLike, report: dict, key_id: str | None = None) -> Path:
+    """Write ``README.md`` (HF model card) into build_dir; returns its path."""
+    root = Path(build_dir)
+    path = root / "README.md"
+    atomic_write_bytes(path, render_model_card(report, key_id=key_id,
+                                               build_path=f"builds/{root.name}").encode("utf-8"))
+    return path
+
+
+def _stops_for(report: dict, chat_template: str | None) -> list[str]:
+    text = (chat_template or "") + " " + str(_get(report, "parent", "chat_template", default="") or "")
+    ident = " ".join(str(x) for x in (_get(report, "parent", "id"), _get(report, "parent", "hf_repo"),
+                                       _get(report, "target", "model")) if x).lower()
+    if "<|im_start|>" in text or "smollm" in ident:
+        return list(CHATML_STOPS)
+    return []
+
+
+def render_modelfile(report: dict, gguf_name: str = "model.gguf", chat_template: str | None = None,
+                     stop: list[str] | None = None) -> str:
+    """Ollama Modelfile text. ``chat_template`` may be an Ollama (Go) template, used as is,
+    or a Jinja chat template, used only to recognise ChatML."""
+    stops = list(stop) if stop is not None else _stops_for(report, chat_template)
+    lines = [f"# {report.get('build')}: {_get(report, 'target', 'method')} of "
+             f"{_get(report, 'parent', 'hf_repo') or _get(report, 'parent', 'id')} "
+             f"for {_get(report, 'target', 'hardware')}, built by slim",
+             f"# parent digest {_get(report, 'parent', 'digest')}; verify with python -m slim.verify",
+             f"FROM ./{gguf_name}"]
+    template = None
+    if chat_template and "{%" not in chat_template and "{{" in chat_template:
+        template = chat_template                    # already an Ollama Go template
+    elif stops == CHATML_STOPS:
+        template = CHATML_OLLAMA_TEMPLATE
+    if template:
+        lines.append(f'TEMPLATE """{template}"""')
+    for s in stops:
+        lines.append(f"PARAMETER stop {json.dumps(s)}")
+    return "\n".join(lines) + "\n"
+
+
+def write_modelfile(build_dir: str | os.PathLike, report: dict, gguf_name: str = "model.gguf",
+                    chat_template: str | None = None, stop: list[str] | None = None) -> Path:
+    """Write an Ollama ``Modelfile`` next to a GGUF artifact; returns its path."""
+    path = Path(build_dir) / "Modelfile"
+    atomic_write_bytes(path, render_modelfile(report, gguf_name, chat_template, stop).encode("utf-8"))
+    return path
