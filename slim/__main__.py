@@ -1,0 +1,33 @@
+"""``python -m slim key=value ...``: compose a target with Hydra and build it."""
+from __future__ import annotations
+
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+import slim  # noqa: F401  (offline defaults before any HF import)
+import slim.config  # noqa: F401  (registers the schema)
+from slim.errors import SlimError
+from slim.paths import CONF
+
+
+@hydra.main(config_path=str(CONF), config_name="config", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    from hydra.core.hydra_config import HydraConfig
+    from slim.build import run_build
+    multirun = HydraConfig.get().mode.name == "MULTIRUN"
+    try:
+        run_build(cfg)
+    except SlimError as e:
+        print(f"slim: error: {e}", file=sys.stderr)
+        if multirun:
+            raise
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("slim: interrupted; cached steps are kept, rerun to resume", file=sys.stderr)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,131 @@
+"""One build: validate -> plan -> execute through the cache -> publish builds/<name>/.
+
+The build folder is assembled under ``builds/.staging/`` and renamed into place
+only when complete and signed, so an interrupted build leaves nothing
+half-written in ``builds/``. A failed build's events go to ``builds/.logs/``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from slim.cache.store import ObjectStore
+from slim.config.validate import validate
+from slim.errors import SlimError
+from slim.executor import EventLog, Executor, format_plan
+from slim.paths import resolve
+
+
+def build_name(cfg) -> str:
+    return cfg.build_name or f"{cfg.model.name}-{cfg.method.name}-{cfg.hardware.name}"
+
+
+def builds_dir(cfg) -> Path:
+    return resolve(cfg.paths.builds) if Path(cfg.paths.builds).is_absolute() \
+        else Path.cwd() / cfg.paths.builds
+
+
+def open_store(cfg) -> ObjectStore:
+    return ObjectStore(cfg.paths.cache)
+
+
+def previous_materials(final: Path) -> dict[str, dict]:
+    f = final / "steps.json"
+    if not f.is_file():
+        return {}
+    try:
+        return {s["id"]: s["material"] for s in json.loads(f.read_text())}
+    except (ValueError, KeyError):
+        return {}
+
+
+def _echo(rec: dict) -> None:
+    ev = rec["event"]
+    if ev == "started":
+        print(f"  run    {rec['step']:30} ({'; '.join(rec.get('why', []))[:70]})", file=sys.stderr)
+    elif ev == "finished":
+        print(f"  done   {rec['step']:30} {rec['seconds']:8.1f} s", file=sys.stderr)
+    elif ev == "cache_hit":
+        print(f"  cached {rec['step']}", file=sys.stderr)
+    elif ev == "failed":
+        print(f"  FAILED {rec['step']} ({rec.get('reason')})", file=sys.stderr)
+    elif ev == "corrupt_entry_recomputed":
+        print(f"  corrupt cache entry for {rec['step']} ({'; '.join(rec['problems'])}); "
+              f"recomputing", file=sys.stderr)
+
+
+def run_build(cfg, quiet: bool = False) -> Path | None:
+    if cfg.hub_online:
+        os.environ["HF_HUB_OFFLINE"] = os.environ["HF_DATASETS_OFFLINE"] = "0"
+    validate(cfg)
+    if cfg.method.family == "auto":
+        from slim.auto import run_auto
+        return run_auto(cfg)
+    if cfg.model.source == "arch" or cfg.plan and _config_only(cfg):
+        from slim.planview import show_estimate
+        show_estimate(cfg)
+        return None
+
+    from slim.plan import Planner
+    plan = Planner(cfg).build()
+    store = open_store(cfg)
+    name = build_name(cfg)
+    root = builds_dir(cfg)
+    final = root / name
+    previous = previous_materials(final)
+
+    if cfg.plan:
+        ex = Executor(store, EventLog(None), cfg.threads, previous=previous)
+        resolved = ex.resolve(plan.steps)
+        print(f"plan for {name} (cache {store.root}):")
+        print(format_plan(resolved))
+        from slim.planview import show_estimate
+        show_estimate(cfg)
+        return None
+
+    staging = root / ".staging" / f"{name}-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    log = EventLog(staging / "events.jsonl", None if quiet else _echo)
+    ex = Executor(store, log, cfg.threads, verify=cfg.verify_cache, previous=previous,
+                  step_log_dir=staging / "logs")
+    t0 = time.time()
+    print(f"building {name} (cache {store.root})", file=sys.stderr)
+    try:
+        resolved = ex.run(plan.steps)
+        from slim.report.assemble import publish
+        publish(cfg, plan, resolved, staging, final, seconds=time.time() - t0)
+    except BaseException:
+        logs = root / ".logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        if (staging / "events.jsonl").exists():
+            shutil.copy(staging / "events.jsonl",
+                        logs / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.events.jsonl")
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    finally:
+        try:
+            (root / ".staging").rmdir()
+        except OSError:
+            pass
+    if not quiet:
+        from slim.report.summary import print_summary
+        print_summary(final)
+    return final
+
+
+def _config_only(cfg) -> bool:
+    if cfg.model.source != "hf_dir" or not cfg.model.path:
+        return False
+    p = resolve(cfg.model.path)
+    return (p / "config.json").is_file() and not list(p.glob("*.safetensors"))
+
+
+def resolved_config_yaml(cfg) -> str:
+    return OmegaConf.to_yaml(cfg, resolve=True)

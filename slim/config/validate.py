@@ -1,0 +1,168 @@
+"""One validation pass over a composed config that collects every error.
+
+Runs before any heavy work; raises ConfigErrors listing (key path, reason) pairs.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from slim.errors import ConfigErrors, SlimError
+from slim.paths import CONF, resolve
+from slim.steps.base import check_params
+
+MODEL_SOURCES = ("pypi_gguf", "tiny", "hf_dir", "arch")
+BACKENDS = ("metal", "cuda", "cpu")
+
+
+def all_methods() -> dict[str, dict]:
+    out = {}
+    for f in sorted((CONF / "method").glob("*.yaml")):
+        out[f.stem] = OmegaConf.to_container(OmegaConf.load(f), resolve=True)
+    return out
+
+
+def validate(cfg) -> None:
+    errors: list[tuple[str, str]] = []
+    errors += _model(cfg)
+    errors += _method(cfg)
+    errors += _hardware(cfg)
+    errors += _calibration(cfg)
+    errors += _probes(cfg)
+    if errors:
+        raise ConfigErrors(errors)
+
+
+def _model(cfg) -> list:
+    m, errs = cfg.model, []
+    if m.source not in MODEL_SOURCES:
+        return [("model.source", f"{m.source!r} is not one of {', '.join(MODEL_SOURCES)}")]
+    if m.source == "pypi_gguf":
+        from slim.models.embedded import packaged_file
+        try:
+            packaged_file(m.package, m.file)
+        except SlimError as e:
+            errs.append(("model.package", str(e)))
+    elif m.source == "hf_dir":
+        if not m.path:
+            errs.append(("model.path", "required for model=hf: the folder holding config.json"))
+        else:
+            p = resolve(m.path)
+            if cfg.plan and (p / "config.json").is_file():
+                pass  # a config-only folder is enough to plan/estimate
+            else:
+                from slim.models.hf_io import check_hf_dir
+                errs += [("model.path", why) for why in check_hf_dir(p, m.allow_pickle)]
+    elif m.source == "tiny":
+        errs += check_params("tiny_model", {"arch": dict(m.arch or {}), "seed": m.seed}, "model")
+    elif m.source == "arch":
+        need = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+                "vocab_size")
+        arch = dict(m.arch or {})
+        errs += [(f"model.arch.{k}", "required for an architecture-only model") for k in need
+                 if k not in arch]
+        if not cfg.plan:
+            errs.append(("plan", f"model {m.name} names only an architecture (no weights); "
+                                 f"run with plan=true to estimate size, fit and speed"))
+    return errs
+
+
+def _method(cfg) -> list:
+    me, errs = cfg.method, []
+    if me.family == "auto":
+        if not me.candidates:
+            errs.append(("method.candidates", "method=auto needs a list of candidate methods"))
+        known = all_methods()
+        errs += [("method.candidates", f"unknown method {c!r}") for c in me.candidates
+                 if c not in known]
+        return errs
+    if not me.stages:
+        errs.append(("method.stages", "a method needs at least one stage"))
+    for i, st in enumerate(me.stages):
+        errs += check_params(st.kind, dict(st.params or {}), f"method.stages[{i}].params")
+    return errs
+
+
+def _hardware(cfg) -> list:
+    hw, errs = cfg.hardware, []
+    if hw.backend not in BACKENDS:
+        errs.append(("hardware.backend", f"{hw.backend!r} is not one of {', '.join(BACKENDS)}"))
+    if not hw.memory_gb > 0:
+        errs.append(("hardware.memory_gb", "must be > 0"))
+    if not 0 < hw.usable_fraction <= 1:
+        errs.append(("hardware.usable_fraction", "must be in (0, 1]"))
+    if not hw.bandwidth_gbs > 0:
+        errs.append(("hardware.bandwidth_gbs", "must be > 0"))
+    if hw.context_length < 1:
+        errs.append(("hardware.context_length", "must be ≥ 1"))
+    if errs or cfg.method.family == "auto":
+        return errs
+    try:
+        from slim.hardware.capabilities import check
+    except ImportError:
+        return errs
+    method = OmegaConf.to_container(cfg.method, resolve=True)
+    hwd = OmegaConf.to_container(cfg.hardware, resolve=True)
+    for msg in check(method, hwd, cfg.allow_emulation, all_methods()):
+        errs.append(("method", msg))
+    return errs
+
+
+def _calibration(cfg) -> list:
+    c = cfg.calibration
+    if not any(st.kind in ("quantize_gguf", "llmc_oneshot", "autoround") for st in cfg.method.stages):
+        if cfg.method.family != "auto":
+            return []
+    errs = check_params("calibration_set", {"source": c.source, "text_field": c.text_field,
+                                            "n_samples": c.n_samples, "seq_len": c.seq_len,
+                                            "seed": c.seed}, "calibration")
+    if c.source == "corpus":
+        if not c.paths:
+            errs.append(("calibration.paths", "list at least one text file"))
+        errs += [(f"calibration.paths[{i}]", f"file not found: {p}")
+                 for i, p in enumerate(c.paths) if not resolve(p).is_file()]
+    elif c.source == "dataset":
+        if not c.dataset:
+            errs.append(("calibration.dataset", "required when calibration.source=dataset"))
+        elif not resolve(c.dataset).exists():
+            errs.append(("calibration.dataset", f"not found: {c.dataset} (only local files or "
+                                                "datasets saved with save_to_disk work offline)"))
+    return errs
+
+
+def _probes(cfg) -> list:
+    p, errs = cfg.probes, []
+    f = p.fidelity
+    if f.enabled:
+        if f.n_ctx < 32 or f.n_ctx % 2:
+            errs.append(("probes.fidelity.n_ctx", "must be an even number ≥ 32"))
+        if f.chunks < 1:
+            errs.append(("probes.fidelity.chunks", "must be ≥ 1"))
+        if not resolve(f.corpus).is_file():
+            errs.append(("probes.fidelity.corpus", f"file not found: {f.corpus}"))
+    if p.max_tokens < 1:
+        errs.append(("probes.max_tokens", "must be ≥ 1"))
+    if p.categories:
+        try:
+            from slim.probes.suite import available_categories
+            have = available_categories()
+            from fnmatch import fnmatch
+            for i, pat in enumerate(p.categories):
+                if not any(fnmatch(c, pat) for c in have):
+                    errs.append((f"probes.categories[{i}]",
+                                 f"{pat!r} matches no category; available: {', '.join(have)}"))
+        except ImportError:
+            errs.append(("probes.categories", "probe suites are not available in this install"))
+    for i, t in enumerate(p.lm_eval_tasks):
+        if (t.endswith((".yaml", ".yml")) or "/" in t) and not resolve(t).exists():
+            errs.append((f"probes.lm_eval_tasks[{i}]", f"task file not found: {t}"))
+    return errs
+
+
+def method_names() -> list[str]:
+    return sorted(p.stem for p in (CONF / "method").glob("*.yaml"))
+
+
+def choices(group: str) -> list[str]:
+    return sorted(p.stem for p in (Path(CONF) / group).glob("*.yaml"))

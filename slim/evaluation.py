@@ -1,0 +1,91 @@
+"""Evaluation steps of a plan: fidelity, probes, lm-eval and host speed.
+
+Parent and child are measured by the same runtime: a GGUF child against the
+parent's F16 GGUF in llama.cpp; an HF-format child against the parent HF folder
+in transformers. The parent's results are separate steps whose keys do not
+depend on the child, so every child of a parent reuses them from the cache.
+"""
+from __future__ import annotations
+
+import os
+import platform
+
+from slim.paths import resolve
+from slim.steps.base import Step
+
+RUNTIME = {"gguf": "llama.cpp", "hf": "transformers", "compressed-tensors": "transformers",
+           "safetensors": "transformers"}
+
+
+def host_id() -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"node": platform.node(), "cpu": cpu, "cores": os.cpu_count()}
+
+
+def plan_evaluation(planner, plan) -> None:
+    cfg = planner.cfg
+    pr = cfg.probes
+    child = plan.artifact
+    runtime = RUNTIME[child.format]
+    parent_same = planner.gguf_f16(plan.parent) if runtime == "llama.cpp" else plan.parent
+    models = {"parent": parent_same, "child": child}
+
+    if pr.fidelity.enabled:
+        corpus = str(resolve(pr.fidelity.corpus))
+        fid = {"n_ctx": pr.fidelity.n_ctx, "chunks": pr.fidelity.chunks}
+        ref = planner.add(Step(f"fidelity_reference:{runtime}", "fidelity_reference",
+                               {**fid, "runtime": runtime, "model_file": parent_same.file},
+                               deps={"model": parent_same.step, "tokenizer": plan.parent.step},
+                               files={"corpus": corpus},
+                               desc=f"parent log-probs on the eval corpus ({runtime})"))
+        plan.evals["fidelity"] = planner.add(Step(
+            "fidelity:child", "fidelity_compare",
+            {"runtime": runtime, "model_file": child.file},
+            deps={"reference": ref, "model": child.step},
+            desc=f"child vs parent: PPL, KLD, top-1 ({runtime})"))
+        if runtime == "llama.cpp":
+            # cross-runtime noise floor: torch on the HF parent vs llama.cpp on its F16 GGUF
+            tref = planner.add(Step("fidelity_reference:transformers", "fidelity_reference",
+                                    {**fid, "runtime": "transformers", "model_file": ""},
+                                    deps={"model": plan.parent.step, "tokenizer": plan.parent.step},
+                                    files={"corpus": corpus},
+                                    desc="parent log-probs on the eval corpus (transformers)"))
+            plan.evals["noise_floor"] = planner.add(Step(
+                "fidelity:noise_floor", "fidelity_compare",
+                {"runtime": "llama.cpp", "model_file": parent_same.file},
+                deps={"reference": tref, "model": parent_same.step},
+                desc="F16 GGUF in llama.cpp vs HF parent in torch"))
+
+    if pr.categories:
+        probe_params = {"categories": list(pr.categories), "max_items": pr.max_items_per_category,
+                        "max_tokens": pr.max_tokens, "runtime": runtime}
+        for role, art in models.items():
+            plan.evals[f"probes_{role}"] = planner.add(Step(
+                f"probes:{role}", "probe_run", {**probe_params, "model_file": art.file},
+                deps={"model": art.step}, files={"probe_data": str(resolve("data/probes"))},
+                desc=f"behavioral/safety/leakage probes on the {role} ({runtime})"))
+
+    if pr.lm_eval_tasks:
+        files, names = {}, []
+        for i, t in enumerate(pr.lm_eval_tasks):
+            if t.endswith((".yaml", ".yml")) or os.sep in t:
+                files[f"task{i:02d}"] = str(resolve(t))
+            else:
+                names.append(t)
+        for role, art in models.items():
+            plan.evals[f"lm_eval_{role}"] = planner.add(Step(
+                f"lm_eval:{role}", "lm_eval",
+                {"tasks": names, "limit": pr.lm_eval_limit, "model_file": art.file},
+                deps={"model": art.step}, files=files, desc=f"lm-eval on the {role}"))
+
+    plan.evals["speed"] = planner.add(Step(
+        "speed:child", "speed_host", {"model_file": child.file, "host": host_id(),
+                                      "runtime": runtime},
+        deps={"model": child.step}, desc=f"prompt/generation tokens/s on this host ({runtime})"))

@@ -1,0 +1,1 @@
+"""Pure metric math (no model code): fidelity statistics."""

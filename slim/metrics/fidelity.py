@@ -1,0 +1,67 @@
+"""llama-perplexity's KL-divergence statistics, computed from log-probabilities.
+
+Per scored token: KLD = Σ p_base (log p_base − log q); "same top p" = argmax
+agreement; Δp = q(correct) − p_base(correct). Only the second half of each
+context window is scored (each token then has at least n_ctx/2 tokens of context).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def scored_positions(n_ctx: int) -> tuple[int, int]:
+    """[start, stop) of logit rows scored in a window; row j predicts token j+1."""
+    first = n_ctx // 2
+    return first, n_ctx - 1
+
+
+def _log_normalise(lp: np.ndarray) -> np.ndarray:
+    lp = lp.astype(np.float64)
+    m = lp.max(-1, keepdims=True)
+    return lp - (m + np.log(np.exp(lp - m).sum(-1, keepdims=True)))
+
+
+def token_stats(ref_lp: np.ndarray, child_lp: np.ndarray, targets: np.ndarray) -> dict:
+    """Per-token arrays for rows of reference and child log-probs ([n, vocab]) and targets [n]."""
+    p_lp = _log_normalise(ref_lp)
+    q_lp = _log_normalise(child_lp)
+    p = np.exp(p_lp)
+    kld = (p * (p_lp - q_lp)).sum(-1)
+    idx = np.arange(len(targets))
+    return {
+        "kld": np.maximum(kld, 0.0),
+        "top1": (p_lp.argmax(-1) == q_lp.argmax(-1)).astype(np.float64),
+        "delta_p": np.exp(q_lp[idx, targets]) - p[idx, targets],
+        "nll_parent": -p_lp[idx, targets],
+        "nll_child": -q_lp[idx, targets],
+    }
+
+
+def summarise(stats: dict[str, np.ndarray]) -> dict:
+    kld, top1, dp = stats["kld"], stats["top1"], stats["delta_p"]
+    n = int(len(kld))
+    if n == 0:
+        raise ValueError("no tokens scored")
+    nll_p, nll_c = stats["nll_parent"], stats["nll_child"]
+    ppl_p, ppl_c = math.exp(nll_p.mean()), math.exp(nll_c.mean())
+    # stderr of ln(PPL ratio) from the paired per-token log-ratio
+    d = nll_c - nll_p
+    return {
+        "tokens": n,
+        "ppl_parent": ppl_p,
+        "ppl_child": ppl_c,
+        "ppl_ratio": ppl_c / ppl_p,
+        "ln_ppl_ratio_stderr": float(d.std(ddof=1) / math.sqrt(n)) if n > 1 else None,
+        "kld_mean": float(kld.mean()),
+        "kld_mean_stderr": float(kld.std(ddof=1) / math.sqrt(n)) if n > 1 else None,
+        "kld_median": float(np.percentile(kld, 50)),
+        "kld_p99": float(np.percentile(kld, 99)),
+        "kld_p999": float(np.percentile(kld, 99.9)),
+        "kld_max": float(kld.max()),
+        "top1_agreement": float(top1.mean()),
+        "top1_agreement_stderr": float(math.sqrt(top1.mean() * (1 - top1.mean()) / n)),
+        "delta_p_mean": float(dp.mean()),
+        "delta_p_rms": float(math.sqrt((dp ** 2).mean())),
+    }

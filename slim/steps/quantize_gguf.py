@@ -1,0 +1,193 @@
+"""GGUF quantization with ``llama_cpp.llama_model_quantize`` (llama.cpp's own quantizer).
+
+The importance matrix (from the ``imatrix`` step) is passed as llama.cpp's
+``llama_model_imatrix_data`` array; lineage goes into the GGUF metadata through
+``kv_overrides`` (``general.base_model.*`` and ``slim.*`` keys).
+"""
+from __future__ import annotations
+
+import ctypes
+from dataclasses import dataclass, field
+from typing import Optional
+
+VERSION = 1
+LIBS = ("llama-cpp-python", "gguf", "numpy")
+
+#: quant type name -> llama_ftype value (llama.h)
+FTYPES = {"Q4_0": 2, "Q4_1": 3, "Q8_0": 7, "Q5_0": 8, "Q5_1": 9, "Q2_K": 10, "Q3_K_S": 11,
+          "Q3_K_M": 12, "Q3_K_L": 13, "Q4_K_S": 14, "Q4_K_M": 15, "Q5_K_S": 16, "Q5_K_M": 17,
+          "Q6_K": 18, "IQ4_NL": 25, "IQ4_XS": 30, "F16": 1, "BF16": 32}
+#: these types are unusable without an importance matrix in llama.cpp
+NEEDS_IMATRIX = {"IQ2_XXS", "IQ2_XS", "IQ1_S", "IQ1_M"}
+
+
+@dataclass
+class Params:
+    type: str = "Q4_K_M"
+    imatrix: bool = True
+    pure: bool = False
+    tensor_types: dict = field(default_factory=dict)   # regex on tensor name -> ggml type
+    lineage: dict = field(default_factory=dict)        # written into GGUF metadata
+    output_tensor_type: Optional[str] = None
+
+    def validate(self):
+        import gguf
+        errs = []
+        if self.type not in FTYPES:
+            errs.append(("type", f"unknown GGUF quant type {self.type!r}; known: "
+                                 f"{', '.join(sorted(FTYPES))}"))
+        for pat, t in (self.tensor_types or {}).items():
+            if t not in gguf.GGMLQuantizationType.__members__:
+                errs.append((f"tensor_types.{pat}", f"unknown ggml type {t!r}"))
+        if self.output_tensor_type and \
+                self.output_tensor_type not in gguf.GGMLQuantizationType.__members__:
+            errs.append(("output_tensor_type", f"unknown ggml type {self.output_tensor_type!r}"))
+        return errs
+
+
+def plan_stage(planner, current, params: dict, index: int):
+    from slim.errors import SlimError
+    from slim.plan import Artifact
+    from slim.steps.base import Step
+
+    if current.format != "hf":
+        raise SlimError(f"quantize_gguf needs a 16-bit HF model as input, got {current.format}")
+    p = Params(**params)
+    f16 = planner.gguf_f16(current)
+    deps = {"f16": f16.step}
+    if p.imatrix:
+        cal = planner.calibration(planner.root_parent)
+        deps["imatrix"] = planner.add(Step(f"imatrix:{current.step}", "imatrix", {},
+                                           deps={"model": current.step, "calibration": cal,
+                                                 "f16": f16.step},
+                                           desc="importance matrix from calibration activations"))
+    m = planner.cfg.model
+    lineage = {"general.base_model.count": 1, "general.base_model.0.name": m.name,
+               "slim.parent.id": m.name, "slim.method": planner.cfg.method.name,
+               "slim.stage": index}
+    sid = planner.add(Step(f"quantize_gguf:{index}", "quantize_gguf",
+                           {**params, "lineage": lineage}, deps=deps,
+                           desc=f"llama_model_quantize {p.type}"
+                                f"{' + imatrix' if p.imatrix else ''}"))
+    return Artifact(sid, "gguf", "model.gguf")
+
+
+def _kv_overrides(lineage: dict):
+    import llama_cpp as lc
+    arr = (lc.llama_model_kv_override * (len(lineage) + 1))()
+    for i, (k, v) in enumerate(sorted(lineage.items())):
+        o = arr[i]
+        o.key = k.encode()[:127]
+        if isinstance(v, bool):
+            o.tag, o.value.val_bool = lc.LLAMA_KV_OVERRIDE_TYPE_BOOL, v
+        elif isinstance(v, int):
+            o.tag, o.value.val_i64 = lc.LLAMA_KV_OVERRIDE_TYPE_INT, v
+        elif isinstance(v, float):
+            o.tag, o.value.val_f64 = lc.LLAMA_KV_OVERRIDE_TYPE_FLOAT, v
+        else:
+            o.tag, o.value.val_str = lc.LLAMA_KV_OVERRIDE_TYPE_STR, str(v).encode()[:127]
+    arr[len(lineage)].key = b""
+    return arr
+
+
+def _imatrix(npz_path):
+    import numpy as np
+    import llama_cpp as lc
+    data = np.load(npz_path)
+    names = sorted(data.files)
+    keep = []  # keep buffers alive during the call
+    arr = (lc.llama_model_imatrix_data * (len(names) + 1))()
+    for i, n in enumerate(names):
+        a = np.ascontiguousarray(data[n], dtype=np.float32)
+        nb = n.encode()
+        keep += [a, nb]
+        arr[i].name = nb
+        arr[i].data = a.ctypes.data_as(ctypes.POINTER(ctypes.c_float))
+        arr[i].size = a.size
+    arr[len(names)].name = None
+    return arr, keep
+
+
+def _tensor_overrides(tt: dict):
+    import gguf
+    import llama_cpp as lc
+    arr = (lc.llama_model_tensor_override * (len(tt) + 1))()
+    keep = []
+    for i, (pat, t) in enumerate(sorted(tt.items())):
+        b = pat.encode()
+        keep.append(b)
+        arr[i].pattern = b
+        arr[i].type = int(gguf.GGMLQuantizationType[t])
+    arr[len(tt)].pattern = None
+    return arr, keep
+
+
+def gguf_stats(path) -> dict:
+    """Per-tensor type histogram and bits per weight of a GGUF file."""
+    import os
+    from collections import Counter
+
+    from gguf import GGUFReader
+    r = GGUFReader(str(path))
+    hist, by_bytes = Counter(), Counter()
+    n_el = n_bytes = 0
+    for t in r.tensors:
+        name = t.tensor_type.name
+        hist[name] += 1
+        by_bytes[name] += int(t.n_bytes)
+        n_el += int(t.n_elements)
+        n_bytes += int(t.n_bytes)
+    size = os.path.getsize(path)
+    return {"tensor_types": dict(sorted(hist.items())), "bytes_by_type": dict(sorted(by_bytes.items())),
+            "n_params": n_el, "tensor_bytes": n_bytes, "file_bytes": size,
+            "bpw": round(8 * n_bytes / n_el, 4), "file_bpw": round(8 * size / n_el, 4)}
+
+
+def quantize(f16_path, out_path, p: Params, threads: int, imatrix_npz=None) -> None:
+    import os
+
+    import gguf
+    import llama_cpp as lc
+
+    from slim.errors import SlimError
+    qp = lc.llama_model_quantize_default_params()
+    qp.nthread = threads
+    qp.ftype = FTYPES[p.type]
+    qp.pure = p.pure
+    qp.allow_requantize = False
+    if p.output_tensor_type:
+        qp.output_tensor_type = int(gguf.GGMLQuantizationType[p.output_tensor_type])
+    keep = []
+    if imatrix_npz is not None:
+        im, k = _imatrix(imatrix_npz)
+        keep += [im, k]
+        qp.imatrix = ctypes.cast(im, ctypes.POINTER(lc.llama_model_imatrix_data))
+    if p.lineage:
+        kv = _kv_overrides(p.lineage)
+        keep.append(kv)
+        qp.kv_overrides = ctypes.cast(kv, ctypes.POINTER(lc.llama_model_kv_override))
+    if p.tensor_types:
+        tt, k = _tensor_overrides(p.tensor_types)
+        keep += [tt, k]
+        qp.tt_overrides = ctypes.cast(tt, ctypes.POINTER(lc.llama_model_tensor_override))
+    rc = lc.llama_model_quantize(str(f16_path).encode(), str(out_path).encode(), ctypes.byref(qp))
+    if rc != 0 or not os.path.exists(out_path):
+        raise SlimError(f"llama_model_quantize returned {rc} for {p.type}", "quantize_failed")
+
+
+def run(ctx):
+    import os
+
+    from slim.steps.stderr import quiet_stderr
+
+    p = ctx.params
+    out = ctx.out / "model.gguf"
+    im = ctx.inputs["imatrix"] / "imatrix.npz" if "imatrix" in ctx.inputs else None
+    log = ctx.out.parent / "quantize.log"
+    with quiet_stderr(log):
+        quantize(ctx.inputs["f16"] / "model.gguf", out, p, ctx.threads, im)
+    os.remove(log) if log.exists() else None
+    stats = gguf_stats(out)
+    stats.update({"type": p.type, "imatrix": im is not None, "pure": p.pure,
+                  "tensor_overrides": p.tensor_types})
+    ctx.write_json("quantize.json", stats)

@@ -1,0 +1,28 @@
+"""Prompt and generation tokens/s of an artifact on this host (keyed by host and threads)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+VERSION = 1
+LIBS = ("llama-cpp-python", "torch", "transformers")
+
+
+@dataclass
+class Params:
+    model_file: str = ""
+    runtime: str = "llama.cpp"
+    host: dict = field(default_factory=dict)
+    prompt_tokens: int = 128
+    gen_tokens: int = 64
+
+
+def run(ctx):
+    from slim.runtimes import open_runtime
+
+    p = ctx.params
+    model = ctx.inputs["model"] / p.model_file if p.model_file else ctx.inputs["model"]
+    with open_runtime(str(model), n_ctx=max(512, p.prompt_tokens + p.gen_tokens + 8),
+                      threads=ctx.threads) as rt:
+        res = rt.speed(prompt_tokens=p.prompt_tokens, gen_tokens=p.gen_tokens)
+    res["host"] = p.host
+    ctx.write_json("speed.json", res)
