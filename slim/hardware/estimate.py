@@ -1,0 +1,276 @@
+"""Estimate an artifact's size from architecture dimensions alone (no weights needed).
+
+GGUF sizes follow llama.cpp's own type selection (``src/llama-quant.cpp``:
+``llama_tensor_get_type_impl`` for the k-quant mixtures, ``tensor_type_fallback`` for rows
+whose length is not a multiple of a type's block size) and ggml's block sizes
+(``ggml/src/ggml.c`` type traits). Sizes are tensor data only; GGUF metadata (tokenizer
+vocabulary, merges) adds a few MB.
+
+Other formats (compressed-tensors from llm-compressor / auto-round, dense safetensors)
+are estimated from the scheme: packed low-bit linear weights plus their scales and zero
+points; embeddings, norms and lm_head kept in 16-bit.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from slim.errors import SlimError
+from slim.hardware.arch import arch_from_gguf, arch_from_hf_config, normalize_arch
+
+__all__ = ["GGML_TYPES", "GGUF_FTYPES", "OTHER_METHODS", "param_shapes", "estimate_weights",
+           "known_methods", "gguf_tensor_types", "arch_from_hf_config", "arch_from_gguf",
+           "normalize_arch"]
+
+#: ggml type -> (block size in elements, bytes per block); bits/weight = 8·bytes/block
+GGML_TYPES: dict[str, tuple[int, int]] = {
+    "F32": (1, 4),
+    "F16": (1, 2),
+    "BF16": (1, 2),
+    "Q8_0": (32, 34),     # 8.5 bpw
+    "Q5_1": (32, 24),     # 6.0
+    "Q5_0": (32, 22),     # 5.5
+    "Q4_1": (32, 20),     # 5.0
+    "Q4_0": (32, 18),     # 4.5
+    "IQ4_NL": (32, 18),   # 4.5
+    "Q6_K": (256, 210),   # 6.5625
+    "Q5_K": (256, 176),   # 5.5
+    "Q4_K": (256, 144),   # 4.5
+    "IQ4_XS": (256, 136),  # 4.25
+    "Q3_K": (256, 110),   # 3.4375
+    "Q2_K": (256, 84),    # 2.625
+}
+
+#: llama.cpp file type -> default tensor type (llama_ftype_get_default_type)
+GGUF_FTYPES: dict[str, str] = {
+    "f32": "F32", "f16": "F16", "bf16": "BF16",
+    "q8_0": "Q8_0", "q5_1": "Q5_1", "q5_0": "Q5_0", "q4_1": "Q4_1", "q4_0": "Q4_0",
+    "q6_k": "Q6_K",
+    "q5_k_m": "Q5_K", "q5_k_s": "Q5_K",
+    "q4_k_m": "Q4_K", "q4_k_s": "Q4_K",
+    "q3_k_l": "Q3_K", "q3_k_m": "Q3_K", "q3_k_s": "Q3_K",
+    "q2_k": "Q2_K", "q2_k_s": "Q2_K",
+}
+
+#: non-GGUF methods: how linear weights are stored
+#: kind int: ``bits``-bit integers in groups of ``group`` with 16-bit scales (+ packed zero
+#: points when asymmetric); kind channel: 8-bit weights with one 16-bit scale per output row;
+#: kind dense: 16-bit; kind sparse24: 2:4 sparsity stored as kept 16-bit values + a 1-bit mask.
+OTHER_METHODS: dict[str, dict[str, Any]] = {
+    # llm-compressor W4A16 (symmetric, group 128)
+    "gptq_w4": {"kind": "int", "bits": 4, "group": 128, "sym": True, "format": "compressed-tensors"},
+    # llm-compressor AWQ W4A16_ASYM (group 128, zero points)
+    "awq_w4": {"kind": "int", "bits": 4, "group": 128, "sym": False, "format": "compressed-tensors"},
+    # auto-round W4A16 (symmetric, group 128)
+    "autoround_w4": {"kind": "int", "bits": 4, "group": 128, "sym": True, "format": "compressed-tensors"},
+    "gptq_w8": {"kind": "int", "bits": 8, "group": 128, "sym": True, "format": "compressed-tensors"},
+    "fp8_dynamic": {"kind": "channel", "dtype": "fp8_e4m3", "format": "compressed-tensors"},
+    "w8a8_smoothquant": {"kind": "channel", "dtype": "int8", "format": "compressed-tensors"},
+    "w8a8": {"kind": "channel", "dtype": "int8", "format": "compressed-tensors"},
+    # unstructured sparsity is stored dense: same bytes as the parent
+    "wanda50": {"kind": "dense", "format": "safetensors"},
+    "sparsegpt50": {"kind": "dense", "format": "safetensors"},
+    "sparsegpt_2of4": {"kind": "sparse24", "format": "compressed-tensors"},
+    "wanda_2of4": {"kind": "sparse24", "format": "compressed-tensors"},
+    # the unquantized 16-bit parent as safetensors ("f16" is the F16 GGUF file type, whose
+    # norms are F32: a few hundred KB more)
+    "fp16": {"kind": "dense", "format": "safetensors"},
+    "bf16": {"kind": "dense", "format": "safetensors"},
+    "baseline": {"kind": "dense", "format": "safetensors"},
+}
+
+_LINEAR = ("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down")
+
+
+def known_methods() -> list[str]:
+    return sorted(set(GGUF_FTYPES) | set(OTHER_METHODS))
+
+
+def param_shapes(arch: Any) -> list[tuple[str, int, int]]:
+    """Tensors of a Llama-style decoder as ``(gguf_name, rows, cols)``.
+
+    ``cols`` is the row length (GGUF ``ne[0]``, the input dimension of a linear layer) —
+    the dimension block quantization runs along. 1-D tensors (norms) have ``rows == 1``.
+    ``output.weight`` is absent when embeddings are tied.
+    """
+    a = normalize_arch(arch, ("hidden_size", "intermediate_size", "num_hidden_layers",
+                              "num_attention_heads", "vocab_size"))
+    h, ff, L = a["hidden_size"], a["intermediate_size"], a["num_hidden_layers"]
+    q_dim = a["num_attention_heads"] * a["head_dim"]
+    kv_dim = a["num_key_value_heads"] * a["head_dim"]
+    out: list[tuple[str, int, int]] = [("token_embd.weight", a["vocab_size"], h)]
+    for i in range(L):
+        b = f"blk.{i}."
+        out += [
+            (b + "attn_norm.weight", 1, h),
+            (b + "attn_q.weight", q_dim, h),
+            (b + "attn_k.weight", kv_dim, h),
+            (b + "attn_v.weight", kv_dim, h),
+            (b + "attn_output.weight", h, q_dim),
+            (b + "ffn_norm.weight", 1, h),
+            (b + "ffn_gate.weight", ff, h),
+            (b + "ffn_up.weight", ff, h),
+            (b + "ffn_down.weight", h, ff),
+        ]
+    out.append(("output_norm.weight", 1, h))
+    if not a["tie_word_embeddings"]:
+        out.append(("output.weight", a["vocab_size"], h))
+    return out
+
+
+def _type_bytes(t: str, rows: int, cols: int) -> int:
+    blk, size = GGML_TYPES[t]
+    return rows * math.ceil(cols / blk) * size
+
+
+def _fallback(t: str, cols: int) -> str:
+    """llama.cpp tensor_type_fallback: a row length the block size does not divide."""
+    if cols % GGML_TYPES[t][0] == 0:
+        return t
+    alt = {"Q2_K": "Q4_0", "Q3_K": "Q4_0", "Q4_K": "Q5_0", "Q5_K": "Q5_1", "Q6_K": "Q8_0",
+           "IQ4_XS": "IQ4_NL"}.get(t, "F16")
+    return alt if cols % GGML_TYPES[alt][0] == 0 else "F16"
+
+
+def _use_more_bits(i: int, n: int) -> bool:
+    return i < n // 8 or i >= 7 * n // 8 or (i - n // 8) % 3 == 2
+
+
+def gguf_tensor_types(arch: Any, ftype: str, imatrix: bool = False) -> list[tuple[str, int, int, str]]:
+    """Per-tensor GGUF types for a llama.cpp file type: ``(name, rows, cols, type)``."""
+    ft = ftype.lower()
+    if ft not in GGUF_FTYPES:
+        raise SlimError(f"unknown GGUF file type {ftype!r}; known: {', '.join(GGUF_FTYPES)}",
+                        "unknown_method")
+    a = normalize_arch(arch)
+    default = GGUF_FTYPES[ft]
+    n_layer = a["num_hidden_layers"]
+    n_gqa = a["num_attention_heads"] // a["num_key_value_heads"]
+    # llama.cpp: an 80-layer llama with grouped KV is LLM_TYPE_70B (gets attn_v bumped)
+    is_70b = n_layer == 80 and a["num_attention_heads"] != a["num_key_value_heads"]
+    tied = a["tie_word_embeddings"]
+    quantized = default not in ("F32", "F16", "BF16")
+    i_wv = i_down = 0
+    out = []
+    for name, rows, cols in param_shapes(a):
+        if rows == 1:                       # norms: 1-D, stay F32
+            out.append((name, rows, cols, "F32"))
+            continue
+        t = default
+        if not quantized:
+            out.append((name, rows, cols, t))
+            continue
+        if name == "output.weight" or (tied and name == "token_embd.weight"):
+            if cols % GGML_TYPES[t][0] != 0:
+                t = "Q8_0"
+            elif t != "Q8_0":
+                t = "Q6_K"
+        elif name == "token_embd.weight":
+            pass
+        elif name.endswith("attn_v.weight"):
+            if ft == "q2_k":
+                t = "Q4_K" if n_gqa >= 4 else "Q3_K"
+            elif ft == "q2_k_s" and n_gqa >= 4:
+                t = "Q4_K"
+            elif ft == "q3_k_m":
+                t = "Q5_K" if i_wv < 2 else "Q4_K"
+            elif ft == "q3_k_l":
+                t = "Q5_K"
+            elif ft in ("q4_k_m", "q5_k_m") and _use_more_bits(i_wv, n_layer):
+                t = "Q6_K"
+            elif ft == "q4_k_s" and i_wv < 4:
+                t = "Q5_K"
+            if is_70b and t in ("Q3_K", "Q4_K"):
+                t = "Q5_K"
+            i_wv += 1
+        elif name.endswith("ffn_down.weight"):
+            i = i_down
+            if ft == "q2_k":
+                t = "Q3_K"
+            elif ft == "q2_k_s":
+                if i < n_layer // 8:
+                    t = "Q4_K"
+            elif ft == "q3_k_m":
+                t = "Q5_K" if i < n_layer // 16 else "Q4_K"
+            elif ft == "q3_k_l":
+                t = "Q5_K"
+            elif ft == "q4_k_m":
+                if _use_more_bits(i, n_layer):
+                    t = "Q6_K"
+            elif ft == "q5_k_m" and _use_more_bits(i, n_layer):
+                t = "Q6_K"
+            elif ft == "q4_k_s" and i < n_layer // 8:
+                t = "Q5_K"
+            elif ft in ("q4_0", "q5_0") and imatrix and i < n_layer // 8:
+                t = "Q4_1" if ft == "q4_0" else "Q5_1"
+            i_down += 1
+        elif name.endswith("attn_output.weight"):
+            t = {"q2_k": "Q3_K", "q3_k_m": "Q4_K", "q3_k_l": "Q5_K"}.get(ft, t)
+        out.append((name, rows, cols, _fallback(t, cols)))
+    return out
+
+
+def _resolve(method_name: str) -> str:
+    key = str(method_name).strip().lower()
+    known = set(GGUF_FTYPES) | set(OTHER_METHODS)
+    if key in known:
+        return key
+    # a composed pipeline (wanda50_q4_k_m, distill_gptq_w4) deploys its last quantizer
+    parts = key.split("_")
+    for i in range(1, len(parts)):
+        tail = "_".join(parts[i:])
+        if tail in known:
+            return tail
+    raise SlimError(f"cannot estimate the size of method {method_name!r}: no size model for it "
+                    f"(known: {', '.join(known_methods())})", "unknown_method")
+
+
+def _summarize(method: str, fmt: str, rows: list[tuple[str, int, int, str, int]]) -> dict:
+    per_type: dict[str, dict[str, int]] = {}
+    total_b = total_p = 0
+    for _name, r, c, t, nbytes in rows:
+        d = per_type.setdefault(t, {"tensors": 0, "params": 0, "bytes": 0})
+        d["tensors"] += 1
+        d["params"] += r * c
+        d["bytes"] += nbytes
+        total_b += nbytes
+        total_p += r * c
+    return {"method": method, "format": fmt, "bytes": total_b, "params": total_p,
+            "bpw": 8.0 * total_b / total_p if total_p else 0.0, "per_type": per_type,
+            "approximate": True}
+
+
+def estimate_weights(arch: Any, method_name: str, imatrix: bool = False,
+                     group_size: int | None = None) -> dict:
+    """Bytes of the weights a method would produce for ``arch``, without the weights.
+
+    Returns ``{method, format, bytes, params, bpw, per_type: {type: {tensors, params,
+    bytes}}, approximate}``. ``imatrix`` matters only for Q4_0/Q5_0 (llama.cpp then keeps
+    the first eighth of ffn_down in Q4_1/Q5_1); ``group_size`` overrides the int-scheme group.
+    """
+    m = _resolve(method_name)
+    if m in GGUF_FTYPES:
+        rows = [(n, r, c, t, _type_bytes(t, r, c)) for n, r, c, t in gguf_tensor_types(arch, m, imatrix)]
+        return _summarize(m, "gguf", rows)
+    spec = OTHER_METHODS[m]
+    a = normalize_arch(arch)
+    rows = []
+    for name, r, c in param_shapes(a):
+        is_linear = any(name.endswith(f"{k}.weight") for k in _LINEAR)
+        kind = spec["kind"] if is_linear else "dense"
+        if kind == "dense":
+            rows.append((name, r, c, "F16", 2 * r * c))
+        elif kind == "int":
+            g = group_size or spec["group"]
+            bits = spec["bits"]
+            groups = r * math.ceil(c / g)
+            nbytes = math.ceil(r * c * bits / 8) + 2 * groups
+            if not spec["sym"]:
+                nbytes += math.ceil(groups * bits / 8)   # packed zero points
+            rows.append((name, r, c, f"int{bits}_g{g}{'' if spec['sym'] else '_asym'}", nbytes))
+        elif kind == "channel":
+            rows.append((name, r, c, spec["dtype"], r * c + 2 * r))
+        elif kind == "sparse24":
+            # compressed-tensors sparse-24-bitmask: the kept half of the 16-bit values + 1 bit/element
+            rows.append((name, r, c, "sparse24_f16", 2 * (r * c // 2) + math.ceil(r * c / 8)))
+    return _summarize(m, spec["format"], rows)
