@@ -67,7 +67,8 @@ def run_build(cfg, quiet: bool = False) -> Path | None:
     if cfg.method.family == "auto":
         from slim.auto import run_auto
         return run_auto(cfg)
-    if cfg.model.source == "arch" or cfg.plan and _config_only(cfg):
+    from slim.config.validate import estimate_only
+    if estimate_only(cfg):
         from slim.planview import show_estimate
         show_estimate(cfg)
         return None
@@ -85,7 +86,10 @@ def run_build(cfg, quiet: bool = False) -> Path | None:
         resolved = ex.resolve(plan.steps)
         print(f"plan for {name} (cache {store.root}):")
         print(format_plan(resolved))
-        from slim.planview import show_estimate
+        try:
+            from slim.planview import show_estimate
+        except ImportError:
+            return None
         show_estimate(cfg)
         return None
 
@@ -118,13 +122,6 @@ def run_build(cfg, quiet: bool = False) -> Path | None:
         from slim.report.summary import print_summary
         print_summary(final)
     return final
-
-
-def _config_only(cfg) -> bool:
-    if cfg.model.source != "hf_dir" or not cfg.model.path:
-        return False
-    p = resolve(cfg.model.path)
-    return (p / "config.json").is_file() and not list(p.glob("*.safetensors"))
 
 
 def resolved_config_yaml(cfg) -> str:

@@ -28,10 +28,22 @@ def validate(cfg) -> None:
     errors += _model(cfg)
     errors += _method(cfg)
     errors += _hardware(cfg)
-    errors += _calibration(cfg)
-    errors += _probes(cfg)
+    if not estimate_only(cfg):
+        errors += _calibration(cfg)
+        errors += _probes(cfg)
     if errors:
         raise ConfigErrors(errors)
+
+
+def estimate_only(cfg) -> bool:
+    """True when the model has no weights to build (architecture or config.json only)."""
+    m = cfg.model
+    if m.source == "arch":
+        return True
+    if m.source == "hf_dir" and cfg.plan and m.path:
+        p = resolve(m.path)
+        return (p / "config.json").is_file() and not list(p.glob("*.safetensors"))
+    return False
 
 
 def _model(cfg) -> list:
