@@ -27,7 +27,7 @@ def check_hf_dir(path: str | Path, allow_pickle: bool = False) -> list[str]:
 def save_16bit(model, tokenizer, out: Path, dtype: str = "float16") -> None:
     import torch
     model = model.to(getattr(torch, dtype))
-    model.config.torch_dtype = getattr(torch, dtype)
+    model.config.dtype = getattr(torch, dtype)
     model.save_pretrained(out, safe_serialization=True)
     if tokenizer is not None:
         tokenizer.save_pretrained(out)

@@ -1,0 +1,72 @@
+"""Bad input: one clear error naming the key, no traceback, nothing written."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT, compose
+
+
+def _slim(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "slim", *args], capture_output=True, text=True,
+                          cwd=cwd or ROOT, timeout=120)
+
+
+def test_unknown_method_lists_available(tmp_path):
+    r = _slim("method=doesnotexist", f"paths.builds={tmp_path}/b")
+    assert r.returncode != 0
+    assert "Traceback" not in r.stderr
+    assert "method/doesnotexist" in r.stderr and "q4_k_m" in r.stderr and "q8_0" in r.stderr
+    assert not (tmp_path / "b").exists()
+
+
+def test_invalid_value_names_the_key(tmp_path):
+    r = _slim("calibration.n_samples=-3", f"paths.builds={tmp_path}/b")
+    assert r.returncode == 2, r.stderr
+    assert "calibration.n_samples" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "b").exists()
+
+
+def test_unknown_key_rejected(tmp_path):
+    r = _slim("method.stagez=1")
+    assert r.returncode != 0 and "stagez" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_all_errors_collected_at_once():
+    from slim.config.validate import validate
+    from slim.errors import ConfigErrors
+    cfg = compose(["calibration.n_samples=-3", "calibration.seq_len=4",
+                   "probes.fidelity.n_ctx=7", "method.stages.0.params.type=Q9_X"])
+    with pytest.raises(ConfigErrors) as e:
+        validate(cfg)
+    keys = [k for k, _ in e.value.errors]
+    assert {"calibration.n_samples", "calibration.seq_len", "probes.fidelity.n_ctx",
+            "method.stages[0].params.type"} <= set(keys)
+
+
+def test_unknown_stage_param_rejected():
+    from slim.config.validate import validate
+    from slim.errors import ConfigErrors
+    cfg = compose(["+method.stages.0.params.bits=3.5"])
+    with pytest.raises(ConfigErrors) as e:
+        validate(cfg)
+    assert any(k == "method.stages[0].params.bits" for k, _ in e.value.errors)
+
+
+def test_model_dir_without_weights(tmp_path):
+    d = tmp_path / "m"
+    d.mkdir()
+    (d / "config.json").write_text("{}")
+    r = _slim("model=hf", f"model.path={d}", f"paths.builds={tmp_path}/b")
+    assert r.returncode == 2 and "no weights" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "b").exists()
+
+
+def test_every_method_and_tier_composes():
+    from slim.config.validate import choices
+    for m in choices("method"):
+        assert compose([f"method={m}"]).method.name == m
+    for h in choices("hardware"):
+        assert compose([f"hardware={h}"]).hardware.name == h
