@@ -1,0 +1,59 @@
+"""End to end on the tiny seeded model: a full GGUF build, its report, rebuild from cache."""
+from __future__ import annotations
+
+import json
+
+from tests.conftest import TINY, compose
+
+
+def test_build_folder_complete(tiny_q4):
+    names = {p.name for p in tiny_q4.iterdir()}
+    assert {"model.gguf", "report.json", "report.md", "events.jsonl", "config.yaml", "steps.json",
+            "README.md", "Modelfile", "entry.json", "attestation.intoto.json"} <= names
+    assert not (tiny_q4.parent / ".staging").exists()
+
+
+def test_report_sections(tiny_q4):
+    r = json.loads((tiny_q4 / "report.json").read_text())
+    assert r["schema"] == "slim.report/v1" and r["status"] in ("accepted", "rejected")
+    assert r["target"]["method"] == "q4_k_m" and r["parent"]["id"] == "tiny_llama"
+    assert r["parent"]["digest"].startswith("sha256:")
+    a = r["artifact"]
+    assert a["format"] == "gguf" and a["bytes"] == (tiny_q4 / "model.gguf").stat().st_size
+    assert "Q4_K" in a["tensor_types"] and 4 < a["bpw"] < 8
+    f = r["metrics"]["fidelity"]
+    for k in ("ppl_parent", "ppl_child", "ppl_ratio", "kld_mean", "kld_mean_stderr", "kld_p99",
+              "top1_agreement", "delta_p_mean", "tokens"):
+        assert f[k] is not None, k
+    assert f["tokens"] == 4 * (128 // 2 - 1) and f["kld_mean"] >= 0
+    assert 0 <= r["metrics"]["noise_floor"]["kld_mean"] < f["kld_mean"]
+    assert r["fit"]["fits"] is True and r["speed_host"]["gen_tokens_per_s"] > 0
+    assert r["signature"]["signed"] is True
+    assert {s["id"] for s in r["steps"]} >= {"import_parent", "convert_gguf:import_parent",
+                                              "imatrix:import_parent", "quantize_gguf:0"}
+
+
+def test_gguf_carries_lineage(tiny_q4):
+    from gguf import GGUFReader
+    f = GGUFReader(str(tiny_q4 / "model.gguf")).fields
+    assert f["general.base_model.0.name"].contents() == "tiny_llama"
+    assert f["slim.method"].contents() == "q4_k_m"
+    assert f["tokenizer.ggml.model"].contents() == "gpt2"
+
+
+def test_rebuild_is_fully_cached(tiny_q4, tiny_builds):
+    from slim.build import run_build
+    cfg = compose(TINY + ["method=q4_k_m", f"paths.builds={tiny_builds}"])
+    out = run_build(cfg, quiet=True)
+    steps = json.loads((out / "report.json").read_text())["steps"]
+    assert all(s["cached"] for s in steps), [s["id"] for s in steps if not s["cached"]]
+
+
+def test_plan_says_why(tiny_q4, tiny_builds, capsys):
+    from slim.build import run_build
+    cfg = compose(TINY + ["method=q4_k_m", f"paths.builds={tiny_builds}", "plan=true",
+                          "calibration.seed=1"])
+    run_build(cfg)
+    out = capsys.readouterr().out
+    assert "RUN    calibration_set" in out and "params.seed changed: 0 -> 1" in out
+    assert "cached import_parent" in out
