@@ -92,7 +92,8 @@ class Planner:
     def gguf_f16(self, hf: Artifact) -> Artifact:
         if hf.format not in ("hf", "safetensors"):
             raise SlimError(f"cannot convert a {hf.format} artifact to GGUF")
-        sid = self.add(Step(f"convert_gguf:{hf.step}", "convert_gguf", {"outtype": "f16"},
+        params = {"outtype": "f16", **({"subdir": hf.file} if hf.file else {})}
+        sid = self.add(Step(f"convert_gguf:{hf.step}", "convert_gguf", params,
                             deps={"model": hf.step}, desc="HF -> F16 GGUF (llama.cpp converter)"))
         return Artifact(sid, "gguf", "model.gguf")
 

@@ -17,6 +17,7 @@ _OUTTYPES = {"f16": "MOSTLY_F16", "bf16": "MOSTLY_BF16", "f32": "ALL_F32"}
 @dataclass
 class Params:
     outtype: str = "f16"
+    subdir: str = ""     # the HF folder inside the input step's output ("" = its root)
 
     def validate(self):
         if self.outtype not in _OUTTYPES:
@@ -55,4 +56,5 @@ def convert(model_dir, out_file, outtype: str = "f16") -> None:
 
 
 def run(ctx):
-    convert(ctx.inputs["model"], ctx.out / "model.gguf", ctx.params.outtype)
+    src = ctx.inputs["model"] / ctx.params.subdir if ctx.params.subdir else ctx.inputs["model"]
+    convert(src, ctx.out / "model.gguf", ctx.params.outtype)

@@ -18,6 +18,7 @@ LIBS = ("torch", "transformers", "gguf", "numpy")
 @dataclass
 class Params:
     batch_size: int = 4
+    subdir: str = ""     # the HF folder inside the model step's output
 
 
 def run(ctx):
@@ -33,7 +34,8 @@ def run(ctx):
 
     torch.set_num_threads(ctx.threads)
     tokens = np.load(ctx.inputs["calibration"] / "tokens.npy")
-    model = load_causal_lm(ctx.inputs["model"], "float32")
+    src = ctx.inputs["model"] / ctx.params.subdir if ctx.params.subdir else ctx.inputs["model"]
+    model = load_causal_lm(src, "float32")
     model.eval()
     gguf_tensors = {t.name: t for t in GGUFReader(str(ctx.inputs["f16"] / "model.gguf")).tensors}
     names = hf_to_gguf_names(model, gguf_tensors)

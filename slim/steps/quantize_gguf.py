@@ -50,14 +50,15 @@ def plan_stage(planner, current, params: dict, index: int):
     from slim.plan import Artifact
     from slim.steps.base import Step
 
-    if current.format != "hf":
+    if current.format not in ("hf", "safetensors"):
         raise SlimError(f"quantize_gguf needs a 16-bit HF model as input, got {current.format}")
     p = Params(**params)
     f16 = planner.gguf_f16(current)
     deps = {"f16": f16.step}
     if p.imatrix:
         cal = planner.calibration(planner.root_parent)
-        deps["imatrix"] = planner.add(Step(f"imatrix:{current.step}", "imatrix", {},
+        deps["imatrix"] = planner.add(Step(f"imatrix:{current.step}", "imatrix",
+                                           {"subdir": current.file} if current.file else {},
                                            deps={"model": current.step, "calibration": cal,
                                                  "f16": f16.step},
                                            desc="importance matrix from calibration activations"))
