@@ -60,18 +60,18 @@ def _echo(rec: dict) -> None:
               f"recomputing", file=sys.stderr)
 
 
-def run_build(cfg, quiet: bool = False) -> Path | None:
+def run_build(cfg, quiet: bool = False, extra_report: dict | None = None) -> Path | None:
     if cfg.hub_online:
         os.environ["HF_HUB_OFFLINE"] = os.environ["HF_DATASETS_OFFLINE"] = "0"
     validate(cfg)
-    if cfg.method.family == "auto":
-        from slim.auto import run_auto
-        return run_auto(cfg)
     from slim.config.validate import estimate_only
-    if estimate_only(cfg):
+    if estimate_only(cfg) or (cfg.plan and cfg.method.family == "auto"):
         from slim.planview import show_estimate
         show_estimate(cfg)
         return None
+    if cfg.method.family == "auto":
+        from slim.auto import run_auto
+        return run_auto(cfg)
 
     from slim.plan import Planner
     plan = Planner(cfg).build()
@@ -104,7 +104,8 @@ def run_build(cfg, quiet: bool = False) -> Path | None:
     try:
         resolved = ex.run(plan.steps)
         from slim.report.assemble import publish
-        publish(cfg, plan, resolved, staging, final, seconds=time.time() - t0)
+        publish(cfg, plan, resolved, staging, final, seconds=time.time() - t0,
+                extra=extra_report)
     except BaseException:
         logs = root / ".logs"
         logs.mkdir(parents=True, exist_ok=True)

@@ -74,6 +74,10 @@ def show_estimate(cfg) -> None:
               f"{f['total_bytes'] / 2**30:>8.2f}GiB {f['usable_bytes'] / 2**30:>8.2f}GiB "
               f"{'yes' if f['fits'] else 'NO':>5} {r['speed']['tokens_per_s_upper_bound']:>15.1f}  "
               f"{note[:100]}")
+    if me.family == "auto" and not any(r.get("fit", {}).get("fits") and r.get("runs_natively")
+                                       for r in rows):
+        from slim.auto import _nothing_fits
+        print("\n" + _nothing_fits(cfg, {r["method"]: r for r in rows}, None))
     if rows and "fit" in rows[0]:
         print(f"\nformula ({rows[0]['method']}): {rows[0]['fit']['formula']}")
         print(f"decode estimate: {rows[0]['speed']['note']}")

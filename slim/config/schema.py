@@ -48,6 +48,10 @@ class MethodConfig:
     candidates: list[str] = field(default_factory=list)
     #: method=auto only: fraction of usable memory to keep free
     headroom: float = 0.10
+    #: method=auto only: build at most this many fitting candidates (None: all)
+    max_builds: Optional[int] = None
+    #: method=auto only: sizes within this fraction count as "close": prefer higher retention
+    size_tolerance: float = 0.10
 
 
 @dataclass

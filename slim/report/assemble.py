@@ -231,10 +231,12 @@ def write_json_atomic(path: Path, obj) -> None:
     os.replace(tmp, path)
 
 
-def publish(cfg, plan, resolved, staging: Path, final: Path, seconds: float) -> dict:
+def publish(cfg, plan, resolved, staging: Path, final: Path, seconds: float,
+            extra: dict | None = None) -> dict:
     from slim.build import build_name, resolved_config_yaml
     report = assemble_report(cfg, plan, resolved, staging, seconds)
     report["build"] = build_name(cfg)
+    report.update(extra or {})
     (staging / "config.yaml").write_text(resolved_config_yaml(cfg))
     write_json_atomic(staging / "steps.json", [
         {"id": r.step.id, "kind": r.step.kind, "key": r.key, "material": r.material}
