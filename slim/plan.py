@@ -58,6 +58,11 @@ class Planner:
             sid = self.add(Step("import_parent", "import_parent",
                                 {"package": m.package, "file": m.file}, files={"gguf": str(src)},
                                 desc=f"dequantize {m.file} to a 16-bit HF folder"))
+        elif m.source == "gguf_file":
+            src = resolve(m.path)
+            sid = self.add(Step("import_parent", "import_parent", {"path": str(src)},
+                                files={"gguf": str(src)},
+                                desc=f"dequantize {src.name} to a 16-bit HF folder"))
         elif m.source == "tiny":
             from slim.models.embedded import packaged_file
             src = packaged_file(*TINY_TOKENIZER)

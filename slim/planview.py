@@ -19,6 +19,8 @@ def model_arch(cfg) -> dict:
         return normalize_arch(OmegaConf.to_container(m.arch, resolve=True))
     if m.source == "hf_dir":
         return arch_from_hf_config(resolve(m.path))
+    if m.source == "gguf_file":
+        return arch_from_gguf(resolve(m.path))
     if m.source == "pypi_gguf":
         from slim.models.embedded import packaged_file
         return arch_from_gguf(packaged_file(m.package, m.file))

@@ -12,7 +12,44 @@ from slim.errors import ConfigErrors, SlimError
 from slim.paths import CONF, resolve
 from slim.steps.base import check_params
 
-MODEL_SOURCES = ("pypi_gguf", "tiny", "hf_dir", "arch")
+MODEL_SOURCES = ("pypi_gguf", "gguf_file", "tiny", "hf_dir", "arch")
+
+
+def gguf_problem(path: Path) -> str | None:
+    """Cheap integrity check of a GGUF file: header magic, version, and that it parses."""
+    if not path.is_file():
+        return f"file not found: {path}"
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if head[:4] != b"GGUF":
+        return f"{path} is not a GGUF file (bad magic {head[:4]!r})"
+    try:
+        from gguf import GGUFReader
+        GGUFReader(str(path))
+    except Exception as e:  # truncated or corrupt tensor table
+        return f"{path} is a corrupt GGUF file ({str(e).splitlines()[0][:120]})"
+    return None
+
+
+def safetensors_problems(folder: Path) -> list[str]:
+    """Header check of every *.safetensors file (truncated or garbage files fail here)."""
+    out = []
+    for f in sorted(folder.glob("*.safetensors")):
+        try:
+            from safetensors import safe_open
+            with safe_open(str(f), "np") as st:
+                keys = list(st.keys())
+                size = f.stat().st_size
+                # the last tensor must lie inside the file: read its slice lazily
+                if keys:
+                    st.get_slice(keys[-1])
+            with open(f, "rb") as fh:
+                n = int.from_bytes(fh.read(8), "little")
+            if 8 + n > size:
+                raise ValueError("header runs past end of file")
+        except Exception as e:
+            out.append(f"{f} is not a valid safetensors file ({str(e).splitlines()[0][:120]})")
+    return out
 BACKENDS = ("metal", "cuda", "cpu")
 
 
@@ -53,9 +90,18 @@ def _model(cfg) -> list:
     if m.source == "pypi_gguf":
         from slim.models.embedded import packaged_file
         try:
-            packaged_file(m.package, m.file)
+            why = gguf_problem(packaged_file(m.package, m.file))
+            if why:
+                errs.append(("model.file", why))
         except SlimError as e:
             errs.append(("model.package", str(e)))
+    elif m.source == "gguf_file":
+        if not m.path:
+            errs.append(("model.path", "required for model=gguf: the .gguf file to import"))
+        else:
+            why = gguf_problem(resolve(m.path))
+            if why:
+                errs.append(("model.path", why))
     elif m.source == "hf_dir":
         if not m.path:
             errs.append(("model.path", "required for model=hf: the folder holding config.json"))
@@ -65,7 +111,8 @@ def _model(cfg) -> list:
                 pass  # a config-only folder is enough to plan/estimate
             else:
                 from slim.models.hf_io import check_hf_dir
-                errs += [("model.path", why) for why in check_hf_dir(p, m.allow_pickle)]
+                problems = check_hf_dir(p, m.allow_pickle) or safetensors_problems(p)
+                errs += [("model.path", why) for why in problems]
     elif m.source == "tiny":
         errs += check_params("tiny_model", {"arch": dict(m.arch or {}), "seed": m.seed}, "model")
     elif m.source == "arch":

@@ -70,3 +70,47 @@ def test_every_method_and_tier_composes():
         assert compose([f"method={m}"]).method.name == m
     for h in choices("hardware"):
         assert compose([f"hardware={h}"]).hardware.name == h
+
+
+def _nothing_written(tmp_path, cache):
+    assert not (tmp_path / "b").exists()
+    objects = cache / "objects"
+    assert not objects.exists() or not any(objects.rglob("manifest.json"))
+
+
+def test_corrupt_gguf_rejected_before_work(tmp_path, monkeypatch):
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(b"GGUF" + b"\x03\x00\x00\x00" + b"\xff" * 100)
+    monkeypatch.setenv("SLIM_CACHE_DIR", str(tmp_path / "cache"))
+    r = _slim("model=gguf", f"model.path={bad}", f"paths.builds={tmp_path}/b")
+    assert r.returncode == 2 and "model.path" in r.stderr and "corrupt GGUF" in r.stderr
+    assert "Traceback" not in r.stderr
+    _nothing_written(tmp_path, tmp_path / "cache")
+
+
+def test_not_a_gguf_rejected(tmp_path, monkeypatch):
+    bad = tmp_path / "x.gguf"
+    bad.write_text("hello")
+    monkeypatch.setenv("SLIM_CACHE_DIR", str(tmp_path / "cache"))
+    r = _slim("model=gguf", f"model.path={bad}", f"paths.builds={tmp_path}/b")
+    assert r.returncode == 2 and "not a GGUF file" in r.stderr
+    _nothing_written(tmp_path, tmp_path / "cache")
+
+
+def test_truncated_safetensors_rejected(tmp_path, monkeypatch):
+    d = tmp_path / "m"
+    d.mkdir()
+    (d / "config.json").write_text('{"architectures": ["LlamaForCausalLM"]}')
+    (d / "model.safetensors").write_bytes((10 ** 6).to_bytes(8, "little") + b"{\"a\":")
+    monkeypatch.setenv("SLIM_CACHE_DIR", str(tmp_path / "cache"))
+    r = _slim("model=hf", f"model.path={d}", f"paths.builds={tmp_path}/b")
+    assert r.returncode == 2 and "not a valid safetensors file" in r.stderr
+    assert "Traceback" not in r.stderr
+    _nothing_written(tmp_path, tmp_path / "cache")
+
+
+def test_unknown_quant_type(tmp_path):
+    r = _slim("method.stages.0.params.type=Q9_K", f"paths.builds={tmp_path}/b")
+    assert r.returncode == 2 and "method.stages[0].params.type" in r.stderr
+    assert "unknown GGUF quant type 'Q9_K'" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "b").exists()
