@@ -57,3 +57,23 @@ def test_plan_says_why(tiny_q4, tiny_builds, capsys):
     out = capsys.readouterr().out
     assert "RUN    calibration_set" in out and "params.seed changed: 0 -> 1" in out
     assert "cached import_parent" in out
+
+
+def test_verify_cli_passes_and_registry_lists(tiny_q4, tiny_builds):
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, "-m", "slim.verify", str(tiny_q4)], capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "FAIL" not in r.stdout
+    r = subprocess.run([sys.executable, "-m", "slim.registry", "--builds", str(tiny_builds), "ls"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0 and tiny_q4.name in r.stdout and "signed+valid" in r.stdout
+
+
+def test_gguf_loads_in_plain_llama_cpp(tiny_q4):
+    import llama_cpp
+    llm = llama_cpp.Llama(str(tiny_q4 / "model.gguf"), n_ctx=256, verbose=False)
+    out = llm.create_chat_completion([{"role": "user", "content": "Hi"}], max_tokens=8,
+                                     temperature=0)
+    assert isinstance(out["choices"][0]["message"]["content"], str)
