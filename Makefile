@@ -4,7 +4,7 @@ VENV    ?= .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 TESTS   ?= tests
-PYTEST_ARGS ?= -q
+PYTEST_ARGS ?= -q -m "not slow"
 
 .PHONY: setup run test test-slow bench clean lock
 
@@ -26,7 +26,7 @@ test: setup
 	$(BIN)/python -m pytest $(TESTS) $(PYTEST_ARGS)
 
 test-slow: setup
-	$(BIN)/python -m pytest $(TESTS) -m slow $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(TESTS) -q -m slow
 
 bench: setup
 	$(BIN)/python bench/hashing.py
