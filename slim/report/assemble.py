@@ -153,7 +153,7 @@ def _extra_gate_args(metrics):
     params = inspect.signature(check_gates).parameters
     extra = {}
     if "lm_eval" in params:
-        extra["lm_eval"] = metrics.get("lm_eval")
+        extra["lm_eval"] = (metrics.get("lm_eval") or {}).get("tasks")
     if "leaks_child" in params:
         extra["leaks_child"] = (metrics.get("probes") or {}).get("leaks_child")
     return extra
