@@ -18,6 +18,8 @@ class Params:
 
 
 def run(ctx):
+    import os
+
     from slim.probes.suite import load_items, run_items
     from slim.runtimes import open_runtime
 
@@ -25,7 +27,8 @@ def run(ctx):
     items = load_items(list(p.categories), p.max_items, data_dir=ctx.inputs["probe_data"])
     model = ctx.inputs["model"] / p.model_file if p.model_file else ctx.inputs["model"]
     with open_runtime(str(model), n_ctx=2048, threads=ctx.threads) as rt:
-        results = run_items(rt.chat, items, p.max_tokens)
+        results = run_items(rt.chat, items, p.max_tokens,
+                            progress=os.environ.get("SLIM_NO_PROGRESS") != "1")
         runtime = rt.name
     ctx.write_json("probes.json", {"runtime": runtime, "max_tokens": p.max_tokens,
                                    "decoding": "greedy", "results": results})
