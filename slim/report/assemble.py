@@ -5,7 +5,6 @@ quantize.json, speed.json ...), each of which records how it was measured.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
@@ -19,17 +18,11 @@ from omegaconf import OmegaConf
 
 from slim.cache.keys import lib_versions
 from slim.plan import input_path
+from slim.signing.attest import parent_digest as digest_of_files
+from slim.signing.attest import sha256_file
 
 SCHEMA = "slim.report/v1"
 HF_REPOS = {"smollm2_135m": "HuggingFaceTB/SmolLM2-135M-Instruct"}
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for b in iter(lambda: f.read(8 << 20), b""):
-            h.update(b)
-    return h.hexdigest()
 
 
 def files_sha256(root: Path) -> dict[str, str]:
@@ -37,11 +30,6 @@ def files_sha256(root: Path) -> dict[str, str]:
         return {root.name: sha256_file(root)}
     return {p.relative_to(root).as_posix(): sha256_file(p)
             for p in sorted(root.rglob("*")) if p.is_file()}
-
-
-def digest_of_files(files: dict[str, str]) -> str:
-    blob = json.dumps(files, sort_keys=True, separators=(",", ":")).encode()
-    return "sha256:" + hashlib.sha256(blob).hexdigest()
 
 
 def _load(resolved, sid, name):
@@ -63,9 +51,18 @@ def environment(threads) -> dict:
 def parent_section(cfg, plan, resolved) -> dict:
     m = cfg.model
     pdir = input_path(resolved, plan.parent)
+    parent_build = None
+    if m.source in ("hf_dir", "gguf_file"):
+        # the user's own files are the parent; a folder inside a signed build links lineage
+        from slim.paths import resolve
+        pdir = resolve(m.path)
+        for cand in (pdir, pdir.parent):
+            if (cand / "report.json").is_file() and (cand / "attestation.intoto.json").is_file():
+                parent_build = cand.name
+                break
     files = files_sha256(pdir)
     sec = {"id": m.name, "source": m.source, "digest": digest_of_files(files), "files": files,
-           "dir": str(pdir), "build": None, "license": m.license,
+           "dir": str(pdir), "build": parent_build, "license": m.license,
            "provenance": " ".join((m.provenance or "").split()) or None,
            "step_key": resolved[plan.parent.step].key}
     if m.name in HF_REPOS:
