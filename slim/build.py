@@ -48,7 +48,9 @@ def previous_materials(final: Path) -> dict[str, dict]:
 def _echo(rec: dict) -> None:
     ev = rec["event"]
     if ev == "started":
-        print(f"  run    {rec['step']:30} ({'; '.join(rec.get('why', []))[:70]})", file=sys.stderr)
+        why = rec.get("why") or []
+        more = f" (+{len(why) - 1} more)" if len(why) > 1 else ""
+        print(f"  run    {rec['step']:30} {(why[0] if why else '')[:90]}{more}", file=sys.stderr)
     elif ev == "finished":
         print(f"  done   {rec['step']:30} {rec['seconds']:8.1f} s", file=sys.stderr)
     elif ev == "cache_hit":

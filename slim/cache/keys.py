@@ -94,5 +94,7 @@ def diff_material(old: dict | None, new: dict) -> list[str]:
 
 
 def _short(v: Any) -> str:
+    if isinstance(v, str) and v[:5] in ("step:", "file:"):
+        return v[:17]  # kind + 12 hex digits of a key or digest
     s = json.dumps(v, sort_keys=True) if not isinstance(v, str) else v
     return s if len(s) <= 60 else s[:57] + "..."
