@@ -95,6 +95,7 @@ def run_build(cfg, quiet: bool = False, extra_report: dict | None = None) -> Pat
         show_estimate(cfg)
         return None
 
+    _clean_stale_staging(root / ".staging")
     staging = root / ".staging" / f"{name}-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
@@ -125,6 +126,22 @@ def run_build(cfg, quiet: bool = False, extra_report: dict | None = None) -> Pat
         from slim.report.summary import print_summary
         print_summary(final)
     return final
+
+
+def _clean_stale_staging(staging_root: Path) -> None:
+    """Remove staging folders of builds whose process is gone (killed with -9, power loss)."""
+    if not staging_root.is_dir():
+        return
+    for d in staging_root.iterdir():
+        pid = d.name.rsplit("-", 1)[-1]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(d, ignore_errors=True)
+        except PermissionError:
+            pass
 
 
 def resolved_config_yaml(cfg) -> str:
