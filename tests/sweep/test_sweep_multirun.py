@@ -1,0 +1,78 @@
+"""Hydra multirun through the SweepSummary callback (subprocess, tiny model)."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = ["model=tiny_llama", "probes=quick", "calibration=small"]
+# `++` adds the callback, or keeps it where conf/config.yaml already declares it
+CALLBACK = "++hydra.callbacks.sweep_summary._target_=slim.sweep.SweepSummary"
+
+
+def slim_multirun(args: list[str], timeout: int = 1800) -> subprocess.CompletedProcess:
+    env = dict(os.environ, SLIM_NO_PROGRESS="1")
+    return subprocess.run([sys.executable, "-m", "slim", "-m", *args, CALLBACK], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def only_sweep_dir(builds: Path) -> Path:
+    dirs = list((builds / "_sweeps").iterdir())
+    assert len(dirs) == 1, dirs
+    return dirs[0]
+
+
+def test_failed_member_is_summarised(tmp_path):
+    """A plan-only member and a member that fails validation: Hydra stops after the batch
+    (on_multirun_end never runs), yet the summary names both, the failure with its error."""
+    p = slim_multirun(["model=tiny_llama,hf", "probes=quick", "calibration=small", "plan=true",
+                       f"paths.builds={tmp_path}"], timeout=600)
+    assert p.returncode != 0                      # the failed member fails the sweep
+    sd = only_sweep_dir(tmp_path)
+    js = json.loads((sd / "summary.json").read_text())
+    st = {m["member"]: (m["status"], m["error"]) for m in js["members"]}
+    assert st["tiny_llama-q4_k_m-apple8gb"][0] == "plan only"
+    assert st["hf-q4_k_m-apple8gb"][0] == "failed"
+    assert "model.path" in st["hf-q4_k_m-apple8gb"][1]
+    assert js["complete"] is True and js["expected"] == 2
+    md = (sd / "summary.md").read_text()
+    assert "hf-q4_k_m-apple8gb" in md and "model.path" in md
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_two_member_sweep_on_tiny_model(tmp_path):
+    builds = tmp_path / "builds"
+    p = slim_multirun(TINY + ["method=q8_0,q4_k_m", f"paths.builds={builds}"])
+    assert p.returncode == 0, p.stderr[-4000:]
+    sd = only_sweep_dir(builds)
+    for f in ("summary.md", "summary.csv", "summary.json", "frontier.png"):
+        assert (sd / f).is_file(), f
+    names = ["tiny_llama-q8_0-apple8gb", "tiny_llama-q4_k_m-apple8gb"]
+    md = (sd / "summary.md").read_text()
+    rows = {r["member"]: r for r in csv.DictReader((sd / "summary.csv").open())}
+    assert set(rows) == set(names)
+    for n in names:
+        assert n in md
+        r = rows[n]
+        assert r["status"] == "accepted", r
+        assert r["signature"] == "signed+valid", r
+        assert float(r["size_mb"]) > 0 and float(r["bpw"]) > 0 and r["kld_mean"] != ""
+        assert (builds / n / "report.json").is_file()
+    assert float(rows[names[1]]["size_mb"]) < float(rows[names[0]]["size_mb"])
+    js = json.loads((sd / "summary.json").read_text())
+    assert js["complete"] and js["expected"] == 2
+    # the second member reuses the parent steps the first computed
+    done, total = map(int, rows[names[1]]["cached_steps"].split("/"))
+    assert done >= 4, rows[names[1]]["cached_steps"]
+    # the build folders verify
+    for n in names:
+        v = subprocess.run([sys.executable, "-m", "slim.verify", str(builds / n)], cwd=ROOT,
+                           capture_output=True, text=True)
+        assert v.returncode == 0, v.stdout[-2000:]
