@@ -1,0 +1,251 @@
+"""llama.cpp runtime over llama-cpp-python 0.3.x (in process, CPU).
+
+The model is opened with ``logits_all=True`` so one ``eval`` over a window fills
+``Llama.scores`` with the logits of every position (that is what ``logprobs``
+reads). Greedy generation and the speed test switch the per-batch
+"all logits" flag off, as a deployed llama.cpp does, and read only the last
+row with ``llama_get_logits_ith``. Every ``logprobs``/``chat``/``generate`` call
+starts from an empty KV cache, so results never depend on what ran before (only
+``logits(..., reuse_prefix=True)``, used by the lm-eval model, keeps a shared prefix).
+"""
+from __future__ import annotations
+
+import atexit
+import time
+import weakref
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from slim.errors import SlimError
+from slim.runtimes.base import Runtime, cut_at_stop, default_threads, log_softmax
+
+
+_OPEN: "weakref.WeakSet[LlamaCppRuntime]" = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all() -> None:  # llama.cpp frees badly from __del__ during interpreter shutdown
+    for rt in list(_OPEN):
+        rt.close()
+
+
+def check_gguf_file(path: str | Path) -> Path:
+    """The path of a readable GGUF file, or SlimError naming the file."""
+    p = Path(path)
+    if not p.exists():
+        raise SlimError(f"GGUF file {p} does not exist", "model_missing")
+    if not p.is_file():
+        raise SlimError(f"{p} is not a file (expected a .gguf model file)", "model_missing")
+    try:
+        with open(p, "rb") as f:
+            magic = f.read(4)
+    except OSError as e:
+        raise SlimError(f"cannot read GGUF file {p}: {e.strerror}", "model_missing") from None
+    if magic != b"GGUF":
+        raise SlimError(f"{p} is not a GGUF file (bad magic {magic!r}); the file is corrupt "
+                        f"or of another format", "corrupt_gguf")
+    return p
+
+
+class LlamaCppRuntime(Runtime):
+    name = "llama.cpp"
+
+    def __init__(self, path: str | Path, n_ctx: int = 2048, threads: int | None = None,
+                 seed: int = 0, n_batch: int = 512, **llama_kwargs):
+        import llama_cpp
+
+        self.path = check_gguf_file(path)
+        self.n_ctx = int(n_ctx)
+        self.threads = default_threads(threads)
+        self.seed = int(seed)
+        self._lib = llama_cpp
+        try:
+            self._llm = llama_cpp.Llama(
+                model_path=str(self.path), n_ctx=self.n_ctx, n_batch=min(n_batch, self.n_ctx),
+                n_threads=self.threads, n_threads_batch=self.threads, logits_all=True,
+                seed=self.seed, verbose=False, **llama_kwargs)
+        except (ValueError, RuntimeError, OSError) as e:
+            raise SlimError(f"llama.cpp cannot load {self.path}: {e} (truncated or corrupt "
+                            f"GGUF, or an architecture this llama.cpp build does not know)",
+                            "corrupt_gguf") from None
+        self._n_vocab = int(self._llm.n_vocab())
+        self._eog: frozenset[int] | None = None
+        self._formatters: dict[bool, object] = {}
+        self._scores_valid = False  # scores rows match input_ids[:n_tokens]
+        _OPEN.add(self)
+
+    # -- metadata ------------------------------------------------------------
+    @property
+    def llama(self):
+        """The underlying ``llama_cpp.Llama`` (for callers that need more)."""
+        return self._llm
+
+    @property
+    def metadata(self) -> dict:
+        return dict(self._llm.metadata)
+
+    @property
+    def vocab_size(self) -> int:
+        return self._n_vocab
+
+    def _token_text(self, tid: int) -> str:
+        if tid is None or tid < 0:
+            return ""
+        return self._llm._model.token_get_text(tid)
+
+    @property
+    def bos_id(self) -> int | None:
+        t = int(self._llm.token_bos())
+        return None if t < 0 else t
+
+    @property
+    def eos_id(self) -> int | None:
+        t = int(self._llm.token_eos())
+        return None if t < 0 else t
+
+    @property
+    def bos_text(self) -> str:
+        return self._token_text(self.bos_id) if self.bos_id is not None else ""
+
+    @property
+    def eos_text(self) -> str:
+        return self._token_text(self.eos_id) if self.eos_id is not None else ""
+
+    @property
+    def eog_ids(self) -> frozenset[int]:
+        if self._eog is None:
+            vocab = self._llm._model.vocab
+            is_eog = self._lib.llama_vocab_is_eog
+            self._eog = frozenset(i for i in range(self._n_vocab) if is_eog(vocab, i))
+        return self._eog
+
+    @property
+    def chat_template(self) -> str | None:
+        return self._llm.metadata.get("tokenizer.chat_template")
+
+    # -- tokens --------------------------------------------------------------
+    def tokenize(self, text: str, add_bos: bool) -> list[int]:
+        if not text:
+            bos = self.bos_id
+            add = add_bos and bos is not None and self._llm.metadata.get(
+                "tokenizer.ggml.add_bos_token", "true") == "true"
+            return [bos] if add else []
+        return list(self._llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True))
+
+    def detokenize(self, tokens: Sequence[int]) -> str:
+        if not len(tokens):
+            return ""
+        raw = self._llm.detokenize([int(t) for t in tokens], special=False)
+        return raw.decode("utf-8", errors="replace")
+
+    # -- scoring -------------------------------------------------------------
+    def logits(self, tokens: Sequence[int], reuse_prefix: bool = False) -> np.ndarray:
+        """Raw float32 logits ``[len(tokens), vocab]`` (a view, valid until the next call).
+
+        ``reuse_prefix=True`` keeps the KV cache and logits of the longest prefix
+        shared with the previous scoring call and evaluates only the rest (lm-eval's
+        multiple-choice requests share their context). The numbers then match a
+        fresh evaluation only up to float rounding, so ``logprobs`` never reuses.
+        """
+        toks = self._check_window(tokens)
+        llm = self._llm
+        llm._logits_all = True
+        keep = 0
+        if reuse_prefix and self._scores_valid and not (llm._is_recurrent or llm._is_hybrid):
+            prev = llm.input_ids[: llm.n_tokens]
+            n = min(len(prev), len(toks) - 1)  # evaluate at least the last token
+            if n > 0:
+                diff = np.nonzero(prev[:n] != np.asarray(toks[:n], dtype=prev.dtype))[0]
+                keep = int(diff[0]) if len(diff) else n
+        if keep == 0:
+            llm.reset()
+        else:
+            llm.n_tokens = keep
+        self._scores_valid = False
+        llm.eval(toks[keep:])
+        self._scores_valid = True
+        return llm.scores[: len(toks)]
+
+    def logprobs(self, tokens: Sequence[int]) -> np.ndarray:
+        return log_softmax(self.logits(tokens))
+
+    # -- generation ----------------------------------------------------------
+    def render_chat(self, messages: list[dict], add_generation_prompt: bool = True) -> str:
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        template = self.chat_template
+        if not template:
+            raise SlimError(f"{self.path} has no chat template (GGUF metadata "
+                            f"tokenizer.chat_template); it cannot run chat probes",
+                            "no_chat_template")
+        fmt = self._formatters.get(add_generation_prompt)
+        if fmt is None:
+            fmt = Jinja2ChatFormatter(template=template, eos_token=self.eos_text,
+                                      bos_token=self.bos_text,
+                                      add_generation_prompt=add_generation_prompt)
+            self._formatters[add_generation_prompt] = fmt
+        return fmt(messages=list(messages)).prompt
+
+    def _last_logits(self) -> np.ndarray:
+        ptr = self._lib.llama_get_logits_ith(self._llm.ctx, -1)
+        return np.ctypeslib.as_array(ptr, shape=(self._n_vocab,))
+
+    def _start(self, prompt: Sequence[int]) -> None:
+        """Evaluate ``prompt`` from an empty cache, computing logits for the last token only."""
+        llm = self._llm
+        self._scores_valid = False
+        llm.reset()
+        llm._logits_all = False
+        llm.eval([int(t) for t in prompt])
+
+    def generate(self, prompt_tokens: Sequence[int], max_tokens: int,
+                 stop: Sequence[str] = (), ignore_eos: bool = False) -> list[int]:
+        if not len(prompt_tokens):
+            raise ValueError("generate needs at least one prompt token")
+        if len(prompt_tokens) >= self.n_ctx:
+            raise ValueError(f"prompt of {len(prompt_tokens)} tokens leaves no room in "
+                             f"n_ctx={self.n_ctx}")
+        eog = frozenset() if ignore_eos else self.eog_ids
+        out: list[int] = []
+        try:
+            self._start(prompt_tokens)
+            while len(out) < max_tokens:
+                t = int(np.argmax(self._last_logits()))
+                if t in eog:
+                    break
+                out.append(t)
+                if stop and cut_at_stop(self.detokenize(out), stop)[1]:
+                    break
+                if len(out) >= max_tokens or self._llm.n_tokens >= self.n_ctx:
+                    break
+                self._llm.eval([t])
+        finally:
+            self._llm._logits_all = True
+        return out
+
+    # -- speed ---------------------------------------------------------------
+    def _time_prompt(self, tokens: list[int]) -> float:
+        try:
+            t0 = time.perf_counter()
+            self._start(tokens)
+            return time.perf_counter() - t0
+        finally:
+            self._llm._logits_all = True
+
+    def _time_generation(self, tokens: list[int], n: int) -> float:
+        try:
+            self._start(tokens)
+            t0 = time.perf_counter()
+            for _ in range(n):
+                t = int(np.argmax(self._last_logits()))
+                self._llm.eval([t])
+            return time.perf_counter() - t0
+        finally:
+            self._llm._logits_all = True
+
+    def close(self) -> None:
+        llm, self._llm = getattr(self, "_llm", None), None
+        if llm is not None:
+            llm.close()
