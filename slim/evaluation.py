@@ -76,7 +76,9 @@ def plan_evaluation(planner, plan) -> None:
         files, names = {}, []
         for i, t in enumerate(pr.lm_eval_tasks):
             if t.endswith((".yaml", ".yml")) or os.sep in t:
-                files[f"task{i:02d}"] = str(resolve(t))
+                # the task's folder, so its data files are part of the cache key
+                p = resolve(t)
+                files[f"task{i:02d}"] = str(p.parent if p.is_file() else p)
             else:
                 names.append(t)
         for role, art in models.items():
