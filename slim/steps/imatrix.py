@@ -49,15 +49,18 @@ def run(ctx):
         mod = model.get_submodule(mod_name)
 
         def hook(m, args, _g=gname):
-            x = args[0].detach().reshape(-1, args[0].shape[-1]).to(torch.float64)
-            s = (x * x).sum(0)
+            x = args[0].detach().reshape(-1, args[0].shape[-1])
+            s = (x * x).sum(0).to(torch.float64)  # per-batch sum in fp32, running sum in fp64
             sums[_g] = sums[_g] + s if _g in sums else s
             counts[_g] = counts.get(_g, 0) + x.shape[0]
         hooks.append(mod.register_forward_pre_hook(hook))
     bs = max(1, ctx.params.batch_size)
+    # the LM head only matters when the GGUF has its own output.weight (untied embeddings)
+    run_head = "output.weight" in names.values()
     with torch.no_grad():
         for i in ctx.progress(range(0, len(tokens), bs), desc="imatrix"):
-            model(torch.from_numpy(tokens[i:i + bs].astype(np.int64)))
+            ids = torch.from_numpy(tokens[i:i + bs].astype(np.int64))
+            (model if run_head else model.model)(ids)
     for h in hooks:
         h.remove()
     arrays = {g: (sums[g] / counts[g]).to(torch.float32).numpy() for g in sums}
