@@ -60,7 +60,7 @@ def run(ctx):
     with torch.no_grad():
         for i in ctx.progress(range(0, len(tokens), bs), desc="imatrix"):
             ids = torch.from_numpy(tokens[i:i + bs].astype(np.int64))
-            (model if run_head else model.model)(ids)
+            (model if run_head else model.base_model)(ids)
     for h in hooks:
         h.remove()
     arrays = {g: (sums[g] / counts[g]).to(torch.float32).numpy() for g in sums}
