@@ -283,24 +283,23 @@ def _label_points(ax, fig, xs, ys, labels, line_xy=()) -> None:
     leg = ax.get_legend()
     if leg is not None:
         placed.append(leg.get_window_extent(renderer))
-    cands = [(7, 4), (7, -4), (-7, 4), (-7, -4), (0, 9), (0, -9), (10, 14), (10, -14),
-             (-10, 14), (-10, -14), (0, 22), (0, -22), (14, 26), (-14, 26), (14, -26), (-14, -26),
-             (0, 36), (0, -36)]
+    dirs = [(1, 1), (1, -1), (-1, 1), (-1, -1), (0, 1), (0, -1), (1, 0), (-1, 0)]
+    cands = [(r * dx, r * dy) for r in (9, 24, 40, 58, 78) for dx, dy in dirs]
     order = sorted(range(len(xs)), key=lambda i: (xs[i], ys[i]))
     for i in order:
         chosen = None
         for n, (dx, dy) in enumerate(cands):
             ha = "left" if dx > 0 else "right" if dx < 0 else "center"
-            va = "bottom" if dy > 0 else "top"
-            far = abs(dy) > 12
+            va = "bottom" if dy > 0 else "top" if dy < 0 else "center"
+            far = abs(dx) + abs(dy) > 12
             t = ax.annotate(labels[i], (xs[i], ys[i]), xytext=(dx, dy), textcoords="offset points",
                             ha=ha, va=va, fontsize=9.5,
                             bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.75),
-                            arrowprops=dict(arrowstyle="-", color="gray", lw=0.6,
+                            arrowprops=dict(arrowstyle="-", color="dimgray", lw=0.7,
                                             shrinkA=0, shrinkB=5) if far else None, zorder=4)
             bb = t.get_window_extent(renderer)
             ok = (not any(bb.overlaps(o) for o in placed)
-                  and not any(bb.x0 - 2 <= px <= bb.x1 + 2 and bb.y0 - 2 <= py <= bb.y1 + 2
+                  and not any(bb.x0 - 4 <= px <= bb.x1 + 4 and bb.y0 - 4 <= py <= bb.y1 + 4
                               for px, py in pts)
                   and bb.x0 >= axbox.x0 and bb.x1 <= axbox.x1
                   and bb.y0 >= axbox.y0 and bb.y1 <= axbox.y1)
