@@ -84,6 +84,7 @@ def run(ctx):
 
     p = ctx.params
     tok = AutoTokenizer.from_pretrained(str(ctx.inputs["parent"]))
+    tok.model_max_length = 1 << 30  # documents are cut into windows below
     docs = read_documents(ctx.inputs, p)
     sep = tok.eos_token_id if tok.eos_token_id is not None else 0
     stream: list[int] = []

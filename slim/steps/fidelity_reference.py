@@ -26,6 +26,7 @@ def eval_tokens(tokenizer_dir, corpus, n_ctx: int, chunks: int):
 
     from slim.errors import SlimError
     tok = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    tok.model_max_length = 1 << 30  # the corpus is cut into windows below, not fed whole
     ids = tok(open(corpus, encoding="utf-8").read(), add_special_tokens=False)["input_ids"]
     if len(ids) < n_ctx * chunks:
         raise SlimError(f"eval corpus {corpus} has {len(ids)} tokens; probes.fidelity needs "
