@@ -32,6 +32,7 @@ bench: setup
 	$(BIN)/python bench/hashing.py
 	$(BIN)/python bench/rebuild.py
 	$(BIN)/python bench/gguf.py
+	$(BIN)/python bench/sweep.py
 
 # regenerate the lock from the current environment (after a deliberate upgrade)
 lock:

@@ -133,7 +133,15 @@ class ObjectStore:
                 (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True))
                 final = self.entry_path(key)
                 final.parent.mkdir(parents=True, exist_ok=True)
-                os.rename(tmp, final)
+                try:
+                    os.rename(tmp, final)
+                except OSError:
+                    # another process published it first (a filesystem whose locks do not
+                    # hold): same key, same content, so keep theirs
+                    if not (final / MANIFEST).is_file():
+                        raise
+                    shutil.rmtree(tmp, ignore_errors=True)
+                    return Entry(key, final), True
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
