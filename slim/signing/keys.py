@@ -209,8 +209,13 @@ def ensure_signing_key(key_path: str | os.PathLike | None = None,
     priv_path, pub_path = key_paths(DEFAULT_KEY_NAME, key_dir)
     created = False
     if not priv_path.exists():
-        generate_key(DEFAULT_KEY_NAME, key_dir)
-        created = True
+        # parallel first builds (sweep members) must agree on one key: create under a lock
+        from filelock import FileLock
+        priv_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with FileLock(str(priv_path) + ".lock"):
+            if not priv_path.exists():
+                generate_key(DEFAULT_KEY_NAME, key_dir)
+                created = True
     key = load_private_key(priv_path)
     if not pub_path.exists():
         _write_new_file(pub_path, public_pem(key), 0o644)
