@@ -31,7 +31,7 @@ test-slow: setup
 bench: setup
 	$(BIN)/python bench/hashing.py
 	$(BIN)/python bench/rebuild.py
-	$(BIN)/python bench/gguf.py
+	$(BIN)/python bench/quantize_gguf.py
 	$(BIN)/python bench/sweep.py
 
 # regenerate the lock from the current environment (after a deliberate upgrade)

@@ -23,8 +23,8 @@ def gguf_problem(path: Path) -> str | None:
         head = f.read(8)
     if head[:4] != b"GGUF":
         return f"{path} is not a GGUF file (bad magic {head[:4]!r})"
+    from gguf import GGUFReader
     try:
-        from gguf import GGUFReader
         GGUFReader(str(path))
     except Exception as e:  # truncated or corrupt tensor table
         return f"{path} is a corrupt GGUF file ({str(e).splitlines()[0][:120]})"
