@@ -5,7 +5,7 @@ One run, side by side, on the same F16 GGUF:
      digests, type histogram) vs a bare ``llama_cpp.llama_model_quantize`` call in a fresh
      Python process (what a user's script does). Target ratio <= 1.1.
   2. mean KLD of q4_k_m with our importance matrix vs without (target ratio < 1).
-Usage: python bench/gguf.py [hydra overrides]   (default model: the embedded SmolLM2)
+Usage: python bench/quantize_gguf.py [hydra overrides]   (default model: the embedded SmolLM2)
 """
 from __future__ import annotations
 
