@@ -94,6 +94,14 @@ class Planner:
                              deps={"parent": parent.step}, files=files,
                              desc=f"{c.n_samples}×{c.seq_len} tokens from {c.name}"))
 
+    def parent_files(self) -> tuple[dict, dict]:
+        """(deps, files) naming the parent's own files: what ``parent.digest`` in a report covers
+        (the user's folder or file as given, else the imported 16-bit folder)."""
+        m = self.cfg.model
+        if m.source in ("hf_dir", "gguf_file"):
+            return {}, {"parent": str(resolve(m.path))}
+        return {"parent": self.root_parent.step}, {}
+
     def gguf_f16(self, hf: Artifact) -> Artifact:
         if hf.format not in ("hf", "safetensors"):
             raise SlimError(f"cannot convert a {hf.format} artifact to GGUF")

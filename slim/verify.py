@@ -294,6 +294,25 @@ def verify_build(path: str | os.PathLike, trusted_keys=None, *, check_parent: bo
     return res
 
 
+def _verify_gguf_lineage(root: Path, want: str | None) -> list[Result]:
+    """A GGUF carries its parent's digest in metadata (slim.parent.digest): it must be the report's."""
+    gg = root / "model.gguf"
+    if not gg.is_file():
+        return []
+    try:
+        from gguf import GGUFReader
+        f = GGUFReader(str(gg)).fields.get("slim.parent.digest")
+        got = bytes(f.parts[f.data[0]]).decode("utf-8") if f is not None else None
+    except Exception as e:  # a corrupt GGUF already fails subject_digest; say why here too
+        return [(FAIL, "gguf_lineage", f"model.gguf metadata unreadable: {e}")]
+    if got is None:
+        return [(FAIL, "gguf_lineage", "model.gguf has no slim.parent.digest metadata key")]
+    if got != want:
+        return [(FAIL, "gguf_lineage", f"model.gguf slim.parent.digest is {_short(got)}, "
+                                       f"{REPORT_NAME} parent.digest is {_short(want)}")]
+    return [(PASS, "gguf_lineage", "model.gguf metadata slim.parent.digest matches parent.digest")]
+
+
 def _verify_parent(root: Path, report: dict, trusted: dict, check_parent: bool,
                    seen: frozenset) -> list[Result]:
     res: list[Result] = []
@@ -311,6 +330,7 @@ def _verify_parent(root: Path, report: dict, trusted: dict, check_parent: bool,
     else:
         add(FAIL, "parent_digest", f"{REPORT_NAME} parent.digest {_short(parent.get('digest'))} is not the sha256 "
                                    f"of parent.files ({sorted(parent_digest_candidates(pfiles))[0]})")
+    res.extend(_verify_gguf_lineage(root, parent.get("digest")))
 
     if not check_parent:
         add(SKIP, "parent_dir", "parent checks not requested")

@@ -19,17 +19,10 @@ from omegaconf import OmegaConf
 from slim.cache.keys import lib_versions
 from slim.plan import input_path
 from slim.signing.attest import parent_digest as digest_of_files
-from slim.signing.attest import sha256_file
+from slim.signing.attest import files_sha256, sha256_file
 
 SCHEMA = "slim.report/v1"
 HF_REPOS = {"smollm2_135m": "HuggingFaceTB/SmolLM2-135M-Instruct"}
-
-
-def files_sha256(root: Path) -> dict[str, str]:
-    if root.is_file():
-        return {root.name: sha256_file(root)}
-    return {p.relative_to(root).as_posix(): sha256_file(p)
-            for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 def _load(resolved, sid, name):

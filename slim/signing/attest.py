@@ -51,6 +51,15 @@ def sha256_file(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
+def files_sha256(root: Path) -> dict[str, str]:
+    """sha256 of every file under root (or of root itself when it is a file), by relative path."""
+    root = Path(root)
+    if root.is_file():
+        return {root.name: sha256_file(root)}
+    return {p.relative_to(root).as_posix(): sha256_file(p)
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
 def parent_digest(files: dict[str, str]) -> str:
     """``parent.digest``: "sha256:" + sha256 of the canonical JSON of ``parent.files``."""
     return "sha256:" + hashlib.sha256(canonical_json(files).encode("utf-8")).hexdigest()

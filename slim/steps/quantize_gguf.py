@@ -2,7 +2,11 @@
 
 The importance matrix (from the ``imatrix`` step) is passed as llama.cpp's
 ``llama_model_imatrix_data`` array; lineage goes into the GGUF metadata through
-``kv_overrides`` (``general.base_model.*`` and ``slim.*`` keys).
+``kv_overrides`` (``general.base_model.*`` and ``slim.*`` keys), including
+``slim.parent.digest``: the same digest of the parent's files that the report's
+``parent.digest`` holds, so a GGUF found on its own still names its parent.
+The report's own digest cannot go in: the report records this file's sha256,
+so the GGUF links to the report through the signed attestation instead.
 """
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ import ctypes
 from dataclasses import dataclass, field
 from typing import Optional
 
-VERSION = 1
+VERSION = 2
 LIBS = ("llama-cpp-python", "gguf", "numpy")
 
 #: quant type name -> llama_ftype value (llama.h)
@@ -66,8 +70,9 @@ def plan_stage(planner, current, params: dict, index: int):
     lineage = {"general.base_model.count": 1, "general.base_model.0.name": m.name,
                "slim.parent.id": m.name, "slim.method": planner.cfg.method.name,
                "slim.stage": index}
+    pdeps, pfiles = planner.parent_files()
     sid = planner.add(Step(f"quantize_gguf:{index}", "quantize_gguf",
-                           {**params, "lineage": lineage}, deps=deps,
+                           {**params, "lineage": lineage}, deps={**deps, **pdeps}, files=pfiles,
                            desc=f"llama_model_quantize {p.type}"
                                 f"{' + imatrix' if p.imatrix else ''}"))
     return Artifact(sid, "gguf", "model.gguf")
@@ -181,7 +186,12 @@ def run(ctx):
 
     from slim.steps.stderr import quiet_stderr
 
+    from slim.signing.attest import files_sha256, parent_digest
+
     p = ctx.params
+    if "parent" in ctx.inputs:
+        p.lineage = {**p.lineage,
+                     "slim.parent.digest": parent_digest(files_sha256(ctx.inputs["parent"]))}
     out = ctx.out / "model.gguf"
     im = ctx.inputs["imatrix"] / "imatrix.npz" if "imatrix" in ctx.inputs else None
     log = ctx.out.parent / "quantize.log"

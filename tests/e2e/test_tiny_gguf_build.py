@@ -39,6 +39,18 @@ def test_gguf_carries_lineage(tiny_q4):
     assert f["general.base_model.0.name"].contents() == "tiny_llama"
     assert f["slim.method"].contents() == "q4_k_m"
     assert f["tokenizer.ggml.model"].contents() == "gpt2"
+    report = json.loads((tiny_q4 / "report.json").read_text())
+    assert f["slim.parent.digest"].contents() == report["parent"]["digest"]
+
+
+def test_verify_catches_gguf_lineage_mismatch(tiny_q4, tmp_path):
+    """A GGUF swapped for one naming another parent fails gguf_lineage (by name), even when
+    the checker is handed the file directly."""
+    from slim.verify import _verify_gguf_lineage
+    want = json.loads((tiny_q4 / "report.json").read_text())["parent"]["digest"]
+    assert _verify_gguf_lineage(tiny_q4, want)[0][0] == "PASS"
+    bad = _verify_gguf_lineage(tiny_q4, "sha256:" + "0" * 64)
+    assert bad[0][0] == "FAIL" and bad[0][1] == "gguf_lineage" and "slim.parent.digest" in bad[0][2]
 
 
 def test_rebuild_is_fully_cached(tiny_q4, tiny_builds):
