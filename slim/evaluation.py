@@ -36,6 +36,12 @@ def plan_evaluation(planner, plan) -> None:
     runtime = RUNTIME[child.format]
     parent_same = planner.gguf_f16(plan.parent) if runtime == "llama.cpp" else plan.parent
     models = {"parent": parent_same, "child": child}
+    for role, art in plan.baselines.items():
+        if RUNTIME[art.format] != runtime:
+            from slim.errors import SlimError
+            raise SlimError(f"baseline {role!r} is a {art.format} artifact but the child runs in "
+                            f"{runtime}: a comparison needs both in the same runtime")
+        models[role] = art
 
     if pr.fidelity.enabled:
         corpus = str(resolve(pr.fidelity.corpus))
@@ -50,6 +56,12 @@ def plan_evaluation(planner, plan) -> None:
             {"runtime": runtime, "model_file": child.file},
             deps={"reference": ref, "model": child.step},
             desc=f"child vs parent: PPL, KLD, top-1 ({runtime})"))
+        for role in (r for r in models if r not in ("parent", "child")):
+            plan.evals[f"fidelity_{role}"] = planner.add(Step(
+                f"fidelity:{role}", "fidelity_compare",
+                {"runtime": runtime, "model_file": models[role].file},
+                deps={"reference": ref, "model": models[role].step},
+                desc=f"{role} vs parent: PPL, KLD, top-1 ({runtime})"))
         if runtime == "llama.cpp":
             # cross-runtime noise floor: torch on the HF parent vs llama.cpp on its F16 GGUF
             tref = planner.add(Step("fidelity_reference:transformers", "fidelity_reference",

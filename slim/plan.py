@@ -33,6 +33,9 @@ class Plan:
     stages: list[Artifact] = field(default_factory=list)
     evals: dict[str, str] = field(default_factory=dict)   # role -> step id
     calibration: str | None = None
+    #: role -> artifact evaluated beside the child (e.g. "undistilled": the pipeline without
+    #: its distill stage), so a stage's gain is measured rather than assumed
+    baselines: dict[str, Artifact] = field(default_factory=dict)
 
 
 class Planner:
@@ -115,13 +118,19 @@ class Planner:
         parent = self.parent()
         self.root_parent = parent
         current = parent
-        stages = []
+        stages, inputs = [], []
         for i, stage in enumerate(self.cfg.method.stages):
             mod = step_module(stage.kind)
+            inputs.append(current)
             current = mod.plan_stage(self, current, dict(stage.params or {}), i)
             stages.append(current)
         plan = Plan(self.steps, parent, current, stages,
                     calibration=self.steps.get("calibration_set") and "calibration_set")
+        for i, stage in enumerate(self.cfg.method.stages):
+            hook = getattr(step_module(stage.kind), "plan_baseline", None)
+            if hook is not None:
+                role, art = hook(self, inputs[i], i)
+                plan.baselines[role] = art
         from slim.evaluation import plan_evaluation
         plan_evaluation(self, plan)
         return plan
