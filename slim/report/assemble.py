@@ -118,7 +118,9 @@ def fit_section(cfg, plan, resolved, artifact) -> tuple[dict | None, dict | None
     except ImportError:
         return None, None
     hw = OmegaConf.to_container(cfg.hardware, resolve=True)
-    arch = arch_from_hf_config(input_path(resolved, plan.parent))
+    # the last 16-bit HF stage has the artifact's shape (a student may have fewer layers)
+    hf = next((a for a in reversed(plan.stages) if a.format in ("hf", "safetensors")), plan.parent)
+    arch = arch_from_hf_config(input_path(resolved, hf))
     fit = fit_report(hw, artifact["bytes"], arch, hw.get("context_length"))
     est = decode_estimate(hw, artifact["bytes"] + fit["kv_cache_bytes"])
     return fit, est
@@ -184,6 +186,13 @@ def assemble_report(cfg, plan, resolved, staging: Path, seconds: float) -> dict:
     le = lm_eval_section(plan, resolved)
     if le:
         metrics["lm_eval"] = le
+    from slim.report.compare import distillation_section, lowrank_section
+    dist = distillation_section(plan, resolved, artifact)
+    if dist:
+        metrics["distillation"] = dist
+    lr = lowrank_section(plan, resolved)
+    if lr:
+        artifact["lowrank"] = lr
     fit, est = fit_section(cfg, plan, resolved, artifact)
     speed = _load(resolved, plan.evals.get("speed"), "speed.json")
     gates = gates_section(cfg, metrics)

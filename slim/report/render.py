@@ -63,6 +63,8 @@ def render_markdown(r: dict) -> str:
         out += ["", "## lm-eval", "", "| task/metric | parent | child | retention |", "|---|---|---|---|"]
         for k, v in le["tasks"].items():
             out.append(f"| {k} | {_f(v['parent'])} | {_f(v['child'])} | {_f(v['retention'], '{:.3f}')} |")
+    from slim.report.compare import render_distillation, render_lowrank
+    out += render_distillation(r) + render_lowrank(r)
     fit = r.get("fit")
     if fit:
         out += ["", f"## Fit on {t['hardware']}", "",
