@@ -139,7 +139,8 @@ def _method(cfg) -> list:
     if not me.stages:
         errs.append(("method.stages", "a method needs at least one stage"))
     for i, st in enumerate(me.stages):
-        errs += check_params(st.kind, dict(st.params or {}), f"method.stages[{i}].params")
+        params = OmegaConf.to_container(st.params, resolve=True) if st.params else {}
+        errs += check_params(st.kind, params, f"method.stages[{i}].params")
     return errs
 
 
@@ -170,7 +171,8 @@ def _hardware(cfg) -> list:
 
 def _calibration(cfg) -> list:
     c = cfg.calibration
-    if not any(st.kind in ("quantize_gguf", "llmc_oneshot", "autoround") for st in cfg.method.stages):
+    if not any(st.kind in ("quantize_gguf", "llmc_oneshot", "autoround", "student", "distill",
+                           "lowrank") for st in cfg.method.stages):
         if cfg.method.family != "auto":
             return []
     errs = check_params("calibration_set", {"source": c.source, "text_field": c.text_field,
