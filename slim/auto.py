@@ -10,6 +10,8 @@ section listing every candidate, its size, fit and measured or skipped status.
 """
 from __future__ import annotations
 
+from slim.report.gates import failed_gates
+
 import json
 import sys
 
@@ -87,7 +89,7 @@ def run_auto(cfg):
         row.update({"status": rep["status"], "bytes": rep["artifact"]["bytes"],
                     "bpw": rep["artifact"].get("bpw"), "fits": (rep.get("fit") or {}).get("fits"),
                     "retention": _mean_retention(rep), "kld_mean": fid.get("kld_mean"),
-                    "failed_gates": rep["gates"].get("failed", []), "build": rep["build"],
+                    "failed_gates": failed_gates(rep), "build": rep["build"],
                     "reason": "built and probed"})
         print(f"  {name:10} {row['bytes'] / 1e6:8.1f} MB  retention "
               f"{row['retention'] if row['retention'] is None else round(row['retention'], 3)}  "

@@ -9,6 +9,8 @@ bits per weight, probe retention, KLD, fit, status and signature state.
 """
 from __future__ import annotations
 
+from slim.report.gates import failed_gates
+
 import argparse
 import datetime as _dt
 import json
@@ -217,8 +219,8 @@ def format_show(entry: dict, report: dict | None, sig: tuple[str, str] | None = 
         fid = _get(report, "metrics", "fidelity", default={}) or {}
         lines.append("headline:")
         lines.append(f"  status {report.get('status')}"
-                     + (f"; failed gates: {', '.join(map(str, _get(report, 'gates', 'failed', default=[]) or []))}"
-                        if _get(report, "gates", "failed") else ""))
+                     + (f"; failed gates: {', '.join(failed_gates(report))}"
+                        if failed_gates(report) else ""))
         lines.append(f"  size {_fmt_mb(entry.get('bytes'))} MB, {_fmt(entry.get('bpw'), '.2f')} bpw, "
                      f"format {entry.get('format')}")
         lines.append(f"  ppl {_fmt(fid.get('ppl_parent'), '.3f')} -> {_fmt(fid.get('ppl_child'), '.3f')} "

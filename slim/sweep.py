@@ -30,6 +30,8 @@ Also usable without Hydra::
 """
 from __future__ import annotations
 
+from slim.report.gates import failed_gates
+
 import argparse
 import csv
 import io
@@ -151,7 +153,7 @@ def member_row(item, trusted=None, verify: bool = True) -> dict:
     steps = report.get("steps") or []
     if steps:
         row["cached_steps"] = f"{sum(1 for s in steps if s.get('cached'))}/{len(steps)}"
-    row["gates_failed"] = list((report.get("gates") or {}).get("failed") or [])
+    row["gates_failed"] = failed_gates(report)
     if verify:
         row["signature"], row["signature_detail"] = _signature(build, trusted)
     else:

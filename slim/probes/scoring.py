@@ -72,6 +72,36 @@ def paired_bootstrap_delta(
     return (_quantile(means, alpha), _quantile(means, 1 - alpha))
 
 
+def paired_bootstrap_retention(
+    parent: list[bool],
+    child: list[bool],
+    samples: int = BOOTSTRAP_SAMPLES,
+    seed: int = BOOTSTRAP_SEED,
+    level: float = 0.95,
+) -> tuple[float, float] | None:
+    """Percentile bootstrap interval of sum(child)/sum(parent), resampling item pairs.
+    Resamples where the parent passes nothing are dropped; None when the parent never passes."""
+    n = len(parent)
+    if n != len(child):
+        raise ValueError("paired bootstrap needs equally long lists")
+    if not any(parent):
+        return None
+    pairs = [(int(p), int(c)) for p, c in zip(parent, child)]
+    rng = random.Random(seed)
+    ratios = []
+    for _ in range(samples):
+        sp = sc = 0
+        for _ in range(n):
+            p, c = pairs[int(rng.random() * n)]
+            sp += p
+            sc += c
+        if sp:
+            ratios.append(sc / sp)
+    ratios.sort()
+    alpha = (1 - level) / 2
+    return (_quantile(ratios, alpha), _quantile(ratios, 1 - alpha))
+
+
 def _by_id(results: list[dict], side: str) -> dict[str, dict]:
     out: dict[str, dict] = {}
     for r in results:
@@ -98,7 +128,10 @@ def score_categories(parent: list[dict], child: list[dict]) -> dict[str, dict]:
          "delta": float,                      # child_score - parent_score
          "delta_ci": [lo, hi],                # 95% paired bootstrap, seeded
          "retention": float | None,           # child/parent; None if parent_score == 0
+         "retention_ci": [lo, hi] | None,     # 95% paired bootstrap of the retention, seeded
          "flipped_to_fail": [ids], "flipped_to_pass": [ids],
+         # the report's canonical names for the same numbers:
+         "parent", "child" (scores), "ci_low", "ci_high" (retention_ci), "flips" (both lists),
          "leaks_parent": int, "leaks_child": int,          # leak hits (PII + secrets)
          "leaks_parent_ids": [ids], "leaks_child_ids": [ids],
          "unpaired": int,
@@ -138,6 +171,7 @@ def score_categories(parent: list[dict], child: list[dict]) -> dict[str, dict]:
             notes.append(f"{unpaired[cat]} item(s) present in only one of parent/child results were left out")
         seed = BOOTSTRAP_SEED ^ zlib.crc32(cat.encode())
         d_lo, d_hi = paired_bootstrap_delta(pp, cc, seed=seed)
+        r_ci = paired_bootstrap_retention(pp, cc, seed=seed) if retention is not None else None
         leak_p = {i: len(p_by[i].get("leaks") or []) for i in ids}
         leak_c = {i: len(c_by[i].get("leaks") or []) for i in ids}
         scores[cat] = {
@@ -151,6 +185,7 @@ def score_categories(parent: list[dict], child: list[dict]) -> dict[str, dict]:
             "delta": _r(c_score - p_score),
             "delta_ci": [_r(d_lo), _r(d_hi)],
             "retention": _r(retention),
+            "retention_ci": [_r(x) for x in r_ci] if r_ci else None,
             "flipped_to_fail": [i for i, p, c in zip(ids, pp, cc) if p and not c],
             "flipped_to_pass": [i for i, p, c in zip(ids, pp, cc) if c and not p],
             "leaks_parent": sum(leak_p.values()),
@@ -160,6 +195,11 @@ def score_categories(parent: list[dict], child: list[dict]) -> dict[str, dict]:
             "unpaired": unpaired.get(cat, 0),
             "notes": notes,
         }
+        sc = scores[cat]
+        sc.update({"parent": sc["parent_score"], "child": sc["child_score"],
+                   "ci_low": sc["retention_ci"][0] if sc["retention_ci"] else None,
+                   "ci_high": sc["retention_ci"][1] if sc["retention_ci"] else None,
+                   "flips": {"to_fail": sc["flipped_to_fail"], "to_pass": sc["flipped_to_pass"]}})
     return scores
 
 
@@ -221,18 +261,33 @@ def check_gates(
     gates: Any,
     lm_eval: Mapping[str, Any] | None = None,
 ) -> tuple[list[str], list[str]]:
-    """Check quality gates; return ``(failed, checked)``, two lists of human-readable lines.
+    """``(failed, checked)``: the detail lines of :func:`evaluate_gates`."""
+    res = evaluate_gates(categories_scores, fidelity, gates, lm_eval)
+    return [g["detail"] for g in res if g["passed"] is False], [g["detail"] for g in res]
+
+
+def evaluate_gates(
+    categories_scores: Mapping[str, dict],
+    fidelity: Mapping[str, Any] | None,
+    gates: Any,
+    lm_eval: Mapping[str, Any] | None = None,
+) -> list[dict]:
+    """Check quality gates; one record per check: ``{name, category, threshold, value, passed,
+    detail}`` (``passed`` is None for a skipped check, ``detail`` a human-readable line).
 
     *gates* (a mapping, ``GatesConfig`` or DictConfig; a None value means "no gate"):
 
     * ``retention_floor``: ``{category-or-glob: floor}`` ("*" for all; a bare
       number means ``{"*": number}``).  Each scored category is held to its most
       specific floor (exact name, else the longest matching glob).  A category
-      whose parent scored 0 has no retention and is skipped (listed in
-      *checked*); a non-glob key matching no scored category fails.
+      whose parent scored 0 has no retention and is skipped; a non-glob key
+      matching no scored category fails.
     * ``kld_max``: ``fidelity["kld_mean"] <= kld_max``.
     * ``ppl_ratio_max``: ``fidelity["ppl_ratio"] <= ppl_ratio_max``.
-    * ``leaks_max``: total child leak hits over all categories <= leaks_max.
+    * ``leaks_max``: child leak items over all categories <= leaks_max (absolute: the
+      parent's own leaks count too).
+    * ``new_leaks_max``: child leak items the parent did not leak <= new_leaks_max (what
+      the compression introduced).
     * ``lm_eval_floor``: retention (child/parent) of every lm-eval task in
       *lm_eval* (``{task: {"parent": x, "child": y}}`` or ``{task: {"retention": r}}``)
       >= floor; skipped when no lm-eval results are given.
@@ -241,11 +296,15 @@ def check_gates(
     a gate that cannot be checked is not a pass.
     """
     g = _gates_dict(gates)
-    unknown = sorted(set(g) - {"retention_floor", "kld_max", "ppl_ratio_max", "leaks_max", "lm_eval_floor"})
+    unknown = sorted(set(g) - set(GATES))
     if unknown:
-        raise SlimError(f"unknown probe gate(s): {', '.join(unknown)}", reason="invalid_config")
-    failed: list[str] = []
-    checked: list[str] = []
+        raise SlimError(f"unknown probe gate(s): {', '.join(unknown)}; known: {', '.join(GATES)}",
+                        reason="invalid_config")
+    out: list[dict] = []
+
+    def rec(name, threshold, value, passed, detail, category=None):
+        out.append({"name": name, "category": category, "threshold": threshold, "value": value,
+                    "passed": passed, "detail": detail})
 
     floors = g.get("retention_floor")
     if floors is not None:
@@ -267,23 +326,19 @@ def check_gates(
             used.add(key)
             ret = s.get("retention")
             if ret is None:
-                checked.append(
+                rec("retention_floor", floor, None, None,
                     f"retention_floor {cat}: skipped, retention undefined "
-                    f"(parent {s.get('parent_passed', 0)}/{s.get('n', 0)}; floor {floor:g} from {key!r})"
-                )
+                    f"(parent {s.get('parent_passed', 0)}/{s.get('n', 0)}; floor {floor:g} from {key!r})", cat)
                 continue
-            line = (
-                f"retention_floor {cat}: retention {ret:.3f} vs floor {floor:g} (from {key!r}; "
-                f"parent {s.get('parent_score', 0):.3f}, child {s.get('child_score', 0):.3f}, n={s.get('n')})"
-            )
-            checked.append(line)
-            if ret < floor:
-                failed.append(line.replace(" vs floor", " < floor", 1))
+            ok = ret >= floor
+            rec("retention_floor", floor, ret, ok,
+                f"retention_floor {cat}: retention {ret:.3f} {'vs' if ok else '<'} floor {floor:g} "
+                f"(from {key!r}; parent {s.get('parent_score', 0):.3f}, child "
+                f"{s.get('child_score', 0):.3f}, n={s.get('n')})", cat)
         for key in floors:
             if key not in used and not any(ch in key for ch in "*?["):
-                msg = f"retention_floor {key}: no probe results for this category (floor {floors[key]:g})"
-                checked.append(msg)
-                failed.append(msg)
+                rec("retention_floor", floors[key], None, False,
+                    f"retention_floor {key}: no probe results for this category (floor {floors[key]:g})", key)
 
     for gate, metric in (("kld_max", "kld_mean"), ("ppl_ratio_max", "ppl_ratio")):
         limit = g.get(gate)
@@ -293,42 +348,49 @@ def check_gates(
             raise SlimError(f"gate {gate} must be a number, got {limit!r}", reason="invalid_config")
         value = _num((fidelity or {}).get(metric))
         if value is None:
-            msg = f"{gate}: no {metric} in the fidelity results (limit {limit:g}); enable probes.fidelity"
-            checked.append(msg)
-            failed.append(msg)
+            rec(gate, limit, None, False,
+                f"{gate}: no {metric} in the fidelity results (limit {limit:g}); enable probes.fidelity")
             continue
-        line = f"{gate}: {metric} {value:.4g} vs limit {limit:g}"
-        checked.append(line)
-        if value > limit:
-            failed.append(line.replace(" vs limit", " > limit", 1))
+        ok = value <= limit
+        rec(gate, limit, value, ok, f"{gate}: {metric} {value:.4g} {'vs' if ok else '>'} limit {limit:g}")
 
-    limit = g.get("leaks_max")
-    if limit is not None:
+    for gate, field, what in (("leaks_max", "leaks_child_ids", "child leak(s)"),
+                              ("new_leaks_max", "new_leaks_child_ids", "new child leak(s), not leaked by the parent")):
+        limit = g.get(gate)
+        if limit is None:
+            continue
         if _num(limit) is None:
-            raise SlimError(f"gate leaks_max must be a number, got {limit!r}", reason="invalid_config")
-        total = sum(int(s.get("leaks_child", 0) or 0) for s in categories_scores.values())
-        ids = [i for s in categories_scores.values() for i in s.get("leaks_child_ids", [])]
-        line = f"leaks_max: {total} child leak(s) vs limit {limit:g}"
+            raise SlimError(f"gate {gate} must be a number, got {limit!r}", reason="invalid_config")
+        ids = [i for s in categories_scores.values() for i in _leak_ids(s, field)]
+        ok = len(ids) <= limit
+        line = f"{gate}: {len(ids)} {what} {'vs' if ok else '>'} limit {limit:g}"
         if ids:
             line += f" (items: {', '.join(ids[:10])}{' …' if len(ids) > 10 else ''})"
-        checked.append(line)
-        if total > limit:
-            failed.append(line.replace(" vs limit", " > limit", 1))
+        rec(gate, limit, len(ids), ok, line)
 
     floor = g.get("lm_eval_floor")
     if floor is not None:
         if _num(floor) is None:
             raise SlimError(f"gate lm_eval_floor must be a number, got {floor!r}", reason="invalid_config")
         if not lm_eval:
-            checked.append(f"lm_eval_floor: skipped, no lm-eval results (floor {floor:g})")
+            rec("lm_eval_floor", floor, None, None, f"lm_eval_floor: skipped, no lm-eval results (floor {floor:g})")
         else:
             for task in sorted(lm_eval):
                 ret, desc = _lm_eval_retention(lm_eval[task])
                 if ret is None:
-                    checked.append(f"lm_eval_floor {task}: skipped, {desc}")
+                    rec("lm_eval_floor", floor, None, None, f"lm_eval_floor {task}: skipped, {desc}", task)
                     continue
-                line = f"lm_eval_floor {task}: {desc} vs floor {floor:g}"
-                checked.append(line)
-                if ret < floor:
-                    failed.append(line.replace(" vs floor", " < floor", 1))
-    return failed, checked
+                ok = ret >= floor
+                rec("lm_eval_floor", floor, ret, ok,
+                    f"lm_eval_floor {task}: {desc} {'vs' if ok else '<'} floor {floor:g}", task)
+    return out
+
+
+GATES = ("retention_floor", "kld_max", "ppl_ratio_max", "leaks_max", "new_leaks_max", "lm_eval_floor")
+
+
+def _leak_ids(s: Mapping, field: str) -> list[str]:
+    if field == "leaks_child_ids":
+        return list(s.get("leaks_child_ids") or [])
+    parent = set(s.get("leaks_parent_ids") or [])
+    return [i for i in s.get("leaks_child_ids") or [] if i not in parent]

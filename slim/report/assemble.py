@@ -126,49 +126,50 @@ def fit_section(cfg, plan, resolved, artifact) -> tuple[dict | None, dict | None
     return fit, est
 
 
-def gates_section(cfg, metrics) -> dict:
+def gates_section(cfg, metrics) -> list[dict]:
+    """One record per gate check: {name, category, threshold, value, passed, detail}."""
+    from slim.probes.scoring import evaluate_gates
     gates = OmegaConf.to_container(cfg.probes.gates, resolve=True)
-    try:
-        from slim.probes.scoring import check_gates
-    except ImportError:
-        return {"failed": [], "checked": [], "note": "probe scoring unavailable"}
     cats = (metrics.get("probes") or {}).get("categories") or {}
-    failed, checked = check_gates(cats, metrics.get("fidelity"), gates,
-                                  **_extra_gate_args(metrics))
-    return {"failed": failed, "checked": checked, "config": gates}
-
-
-def _extra_gate_args(metrics):
-    import inspect
-
-    from slim.probes.scoring import check_gates
-    params = inspect.signature(check_gates).parameters
-    extra = {}
-    if "lm_eval" in params:
-        extra["lm_eval"] = (metrics.get("lm_eval") or {}).get("tasks")
-    if "leaks_child" in params:
-        extra["leaks_child"] = (metrics.get("probes") or {}).get("leaks_child")
-    return extra
+    return evaluate_gates(cats, metrics.get("fidelity"), gates,
+                          metrics.get("lm_eval"))
 
 
 def lm_eval_section(plan, resolved) -> dict | None:
+    """``{"<task>/<metric>": {parent, child, delta, retention, ci_low, ci_high, n, flips}}``.
+    Per-document results (lm-eval's logged samples) are paired by doc id, so the interval is
+    a paired bootstrap of the retention and flips name the documents, as for probes."""
     par = _load(resolved, plan.evals.get("lm_eval_parent"), "lm_eval.json")
     chi = _load(resolved, plan.evals.get("lm_eval_child"), "lm_eval.json")
     if not (par and chi):
         return None
-    tasks = {}
+    from slim.probes.scoring import paired_bootstrap_retention
+    out = {}
     for task, res in chi.items():
         if task.startswith("_"):
             continue
+        ps = {r["doc_id"]: r for r in (par.get("_samples") or {}).get(task, [])}
+        cs = {r["doc_id"]: r for r in (chi.get("_samples") or {}).get(task, [])}
+        ids = sorted(set(ps) & set(cs), key=lambda d: (d is None, d))
         for metric, v in res.items():
             if metric.endswith("_stderr") or not isinstance(v, (int, float)):
                 continue
             pv = par.get(task, {}).get(metric)
-            tasks[f"{task}/{metric}"] = {"parent": pv, "child": v,
-                                         "retention": (v / pv) if pv else None,
-                                         "child_stderr": res.get(f"{metric}_stderr"),
-                                         "parent_stderr": par.get(task, {}).get(f"{metric}_stderr")}
-    return {"tasks": tasks, "meta": chi.get("_meta")}
+            e = {"parent": pv, "child": v, "delta": (v - pv) if pv is not None else None,
+                 "retention": (v / pv) if pv else None, "ci_low": None, "ci_high": None,
+                 "n": len(ids) or None, "flips": None,
+                 "parent_stderr": par.get(task, {}).get(f"{metric}_stderr"),
+                 "child_stderr": res.get(f"{metric}_stderr")}
+            pair = [(ps[d].get(metric), cs[d].get(metric)) for d in ids]
+            if pair and all(isinstance(x, (int, float)) and x in (0, 1) for pp in pair for x in pp):
+                pb, cb = [bool(x) for x, _ in pair], [bool(y) for _, y in pair]
+                ci = paired_bootstrap_retention(pb, cb) if e["retention"] is not None else None
+                if ci:
+                    e["ci_low"], e["ci_high"] = round(ci[0], 4), round(ci[1], 4)
+                e["flips"] = {"to_fail": [d for d, a, b in zip(ids, pb, cb) if a and not b],
+                              "to_pass": [d for d, a, b in zip(ids, pb, cb) if b and not a]}
+            out[f"{task}/{metric}"] = e
+    return out
 
 
 def assemble_report(cfg, plan, resolved, staging: Path, seconds: float) -> dict:
@@ -186,6 +187,8 @@ def assemble_report(cfg, plan, resolved, staging: Path, seconds: float) -> dict:
     le = lm_eval_section(plan, resolved)
     if le:
         metrics["lm_eval"] = le
+        metrics["lm_eval_how"] = {k: v for k, v in (_load(resolved, plan.evals["lm_eval_child"],
+                                                          "lm_eval.json") or {}).get("_meta", {}).items()}
     from slim.report.compare import distillation_section, lowrank_section
     dist = distillation_section(plan, resolved, artifact)
     if dist:
@@ -200,8 +203,9 @@ def assemble_report(cfg, plan, resolved, staging: Path, seconds: float) -> dict:
     report = {
         "schema": SCHEMA,
         "build": None,
-        "status": "rejected" if gates["failed"] else "accepted",
+        "status": "rejected" if any(g["passed"] is False for g in gates) else "accepted",
         "gates": gates,
+        "gates_config": OmegaConf.to_container(cfg.probes.gates, resolve=True),
         "target": {"model": cfg.model.name, "method": cfg.method.name,
                    "hardware": cfg.hardware.name, "probes": cfg.probes.name,
                    "calibration": cfg.calibration.name},
@@ -241,20 +245,16 @@ def publish(cfg, plan, resolved, staging: Path, final: Path, seconds: float,
         {"id": r.step.id, "kind": r.step.kind, "key": r.key, "material": r.material}
         for r in resolved.values()])
     write_json_atomic(staging / "report.json", report)
+    from slim.registry import write_entry
+    from slim.report.card import write_model_card, write_modelfile
+    from slim.report.plot import PLOT_NAME, retention_plot
     from slim.report.render import render_markdown
-    (staging / "report.md").write_text(render_markdown(report))
-    try:
-        from slim.report.card import write_model_card, write_modelfile
-        write_model_card(staging, report)
-        if plan.artifact.format == "gguf":
-            write_modelfile(staging, report)
-    except ImportError:
-        pass
-    try:
-        from slim.registry import write_entry
-        write_entry(staging, report)
-    except ImportError:
-        pass
+    plot = retention_plot(report, staging / PLOT_NAME)
+    (staging / "report.md").write_text(render_markdown(report, plot=plot.name if plot else None))
+    write_model_card(staging, report)
+    if plan.artifact.format == "gguf":
+        write_modelfile(staging, report)
+    write_entry(staging, report)
     # move step logs out of the signed folder's subjects? they are build evidence: keep them
     if cfg.signing.enabled:
         from slim.signing.attest import sign_build

@@ -5,6 +5,8 @@ subjects like the artifact itself.
 """
 from __future__ import annotations
 
+from slim.report.gates import checked_gates, failed_gates
+
 import json
 import os
 from pathlib import Path
@@ -81,7 +83,7 @@ def render_model_card(report: dict, key_id: str | None = None, build_path: str |
     fid = _get(report, "metrics", "fidelity", default={}) or {}
     cats = _get(report, "metrics", "probes", "categories", default={}) or {}
     status = report.get("status") or "unknown"
-    failed = _get(report, "gates", "failed", default=[]) or []
+    failed = failed_gates(report)
     retention = _mean_retention(report)
     fmt = art.get("format") or "?"
 
@@ -149,7 +151,7 @@ def render_model_card(report: dict, key_id: str | None = None, build_path: str |
 
     L += ["## Status", "", f"**{status}**" + (
         f" — failed gates: {', '.join(f'`{g}`' for g in failed)}" if failed else " — all gates passed"), ""]
-    checked = _get(report, "gates", "checked", default=[]) or []
+    checked = checked_gates(report)
     if checked:
         L += ["Gates checked: " + ", ".join(f"`{g}`" for g in checked), ""]
 

@@ -1,6 +1,8 @@
 """report.json -> report.md: the human view, with how every number was measured."""
 from __future__ import annotations
 
+from slim.report.gates import failed_gates
+
 
 def _mb(b):
     return f"{b / 1e6:.1f} MB" if b is not None else "–"
@@ -10,11 +12,11 @@ def _f(v, fmt="{:.4f}"):
     return fmt.format(v) if isinstance(v, (int, float)) else "–"
 
 
-def render_markdown(r: dict) -> str:
+def render_markdown(r: dict, plot: str | None = None) -> str:
     t, a, m = r["target"], r["artifact"], r.get("metrics", {})
     out = [f"# {r['build']}", "",
-           f"**Status: {r['status']}**" + (f" — failed gates: {'; '.join(r['gates']['failed'])}"
-                                            if r["gates"].get("failed") else ""), "",
+           f"**Status: {r['status']}**" + (f" — failed gates: {'; '.join(failed_gates(r))}"
+                                            if failed_gates(r) else ""), "",
            f"Model `{t['model']}` · method `{t['method']}` · hardware `{t['hardware']}` · "
            f"probes `{t['probes']}`", "",
            "## Parent", "",
@@ -46,23 +48,48 @@ def render_markdown(r: dict) -> str:
     pr = m.get("probes")
     if pr:
         out += ["", "## Probes (parent → child, same prompts, greedy)", "",
-                "| category | n | parent | child | delta | retention | 95% CI child | flipped ✗ / ✓ |",
+                "| category | n | parent | child | delta | retention | retention 95% CI | flipped ✗ / ✓ |",
                 "|---|---|---|---|---|---|---|---|"]
         for cat, s in sorted(pr["categories"].items()):
-            ci = s.get("child_ci") or s.get("child_interval") or []
+            ci = [s["ci_low"], s["ci_high"]] if s.get("ci_low") is not None else []
             out.append(f"| {cat} | {s['n']} | {_f(s['parent_score'], '{:.2f}')} | "
                        f"{_f(s['child_score'], '{:.2f}')} | {_f(s['delta'], '{:+.2f}')} | "
                        f"{_f(s.get('retention'), '{:.2f}')} | "
                        f"{'–' if len(ci) != 2 else f'{ci[0]:.2f}–{ci[1]:.2f}'} | "
                        f"{len(s.get('flipped_to_fail', []))} / {len(s.get('flipped_to_pass', []))} |")
         out.append("")
-        out.append(f"Leaks in child outputs: {pr['leaks_child']}"
-                   + (f" ({', '.join(pr['leak_items_child'][:10])})" if pr["leak_items_child"] else ""))
+        out.append("Scores are pass rates of the programmatic checkers; retention = child/parent "
+                   "with a 95% paired-bootstrap interval (items resampled in pairs, seeded); "
+                   f"decoding: {pr['how']['decoding']}, at most {pr['how']['max_tokens']} new tokens, "
+                   f"runtime {pr['how']['runtime']}.")
+        if plot:
+            out += ["", f"![retention per category]({plot})"]
+        parent_leaks = sorted({i for s in pr["categories"].values() for i in s.get("leaks_parent_ids", [])})
+        out += ["", f"Leaks in child outputs: {pr['leaks_child']}"
+                + (f" ({', '.join(pr['leak_items_child'][:10])})" if pr["leak_items_child"] else "")
+                + f"; PII/secret hits in parent outputs on the same prompts: {len(parent_leaks)}"
+                + (f" ({', '.join(parent_leaks[:10])})" if parent_leaks else "") + "."]
+    gates = r.get("gates")
+    if isinstance(gates, list) and gates:
+        out += ["", "## Gates", "", "| gate | category | threshold | value | result |", "|---|---|---|---|---|"]
+        for g in gates:
+            res = {True: "pass", False: "**FAIL**", None: "skipped"}[g["passed"]]
+            out.append(f"| {g['name']} | {g.get('category') or '–'} | {_f(g['threshold'], '{:g}')} | "
+                       f"{_f(g['value'], '{:.4g}')} | {res} |")
     le = m.get("lm_eval")
     if le:
-        out += ["", "## lm-eval", "", "| task/metric | parent | child | retention |", "|---|---|---|---|"]
-        for k, v in le["tasks"].items():
-            out.append(f"| {k} | {_f(v['parent'])} | {_f(v['child'])} | {_f(v['retention'], '{:.3f}')} |")
+        how = m.get("lm_eval_how") or {}
+        out += ["", "## lm-eval", "",
+                f"lm-eval {how.get('lm_eval_version', '?')} harness, {how.get('model_kind', '?')} runtime, "
+                f"limit {how.get('limit')}, seed {how.get('seed')}; documents paired by id.", "",
+                "| task/metric | n | parent | child | delta | retention | retention 95% CI | flipped ✗ / ✓ |",
+                "|---|---|---|---|---|---|---|---|"]
+        for k, v in le.items():
+            fl = v.get("flips") or {}
+            ci = f"{v['ci_low']:.2f}–{v['ci_high']:.2f}" if v.get("ci_low") is not None else "–"
+            out.append(f"| {k} | {v.get('n') or '–'} | {_f(v['parent'])} | {_f(v['child'])} | "
+                       f"{_f(v.get('delta'), '{:+.3f}')} | {_f(v['retention'], '{:.3f}')} | {ci} | "
+                       f"{len(fl.get('to_fail', [])) if fl else '–'} / {len(fl.get('to_pass', [])) if fl else '–'} |")
     from slim.report.compare import render_distillation, render_lowrank
     out += render_distillation(r) + render_lowrank(r)
     fit = r.get("fit")

@@ -1,6 +1,8 @@
 """The short summary printed at the end of a build."""
 from __future__ import annotations
 
+from slim.report.gates import failed_gates
+
 import json
 from pathlib import Path
 
@@ -24,8 +26,8 @@ def print_summary(build_dir: Path) -> None:
     if fit:
         lines.append(f"  fit    {'fits' if fit['fits'] else 'DOES NOT FIT'} {r['target']['hardware']} "
                      f"(headroom {fit['headroom_bytes'] / 2**30:.2f} GiB)")
-    if r["gates"].get("failed"):
-        lines.append("  failed gates: " + "; ".join(r["gates"]["failed"]))
+    if failed_gates(r):
+        lines.append("  failed gates: " + "; ".join(failed_gates(r)))
     sig = r.get("signature") or {}
     lines.append(f"  signed {'yes, key ' + sig['key_id'] if sig.get('signed') else 'no'}")
     lines.append(f"  build  {build_dir}")

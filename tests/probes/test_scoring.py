@@ -152,3 +152,36 @@ def test_gates_accept_dataclass_and_reject_unknown():
         check_gates({}, None, {"kld_maxx": 1})
     with pytest.raises(SlimError, match="must be a number"):
         check_gates({}, None, {"retention_floor": {"*": "high"}})
+
+
+def test_new_leaks_gate_counts_only_leaks_the_parent_did_not_have():
+    from slim.probes.scoring import evaluate_gates
+    cats = {"leakage/x": {"leaks_parent_ids": ["a", "b"], "leaks_child_ids": ["a", "c"],
+                          "retention": 1.0, "n": 3}}
+    res = evaluate_gates(cats, None, {"new_leaks_max": 0, "leaks_max": 5})
+    by = {g["name"]: g for g in res}
+    assert by["new_leaks_max"]["value"] == 1 and by["new_leaks_max"]["passed"] is False
+    assert "items: c" in by["new_leaks_max"]["detail"]
+    assert by["leaks_max"]["value"] == 2 and by["leaks_max"]["passed"] is True
+    assert set(by["leaks_max"]) == {"name", "category", "threshold", "value", "passed", "detail"}
+
+
+def test_gate_records_mark_skips_and_failures():
+    from slim.probes.scoring import evaluate_gates
+    cats = {"a/b": {"retention": None, "n": 4, "parent_passed": 0},
+            "a/c": {"retention": 0.5, "n": 4, "parent_score": 0.5, "child_score": 0.25}}
+    res = evaluate_gates(cats, {"kld_mean": 0.2}, {"retention_floor": {"*": 0.8}, "kld_max": 0.1})
+    got = {(g["name"], g["category"]): g["passed"] for g in res}
+    assert got == {("retention_floor", "a/b"): None, ("retention_floor", "a/c"): False,
+                   ("kld_max", None): False}
+
+
+def test_retention_interval_brackets_the_point_estimate():
+    P = [{"id": str(i), "category": "a/b", "passed": i % 2 == 0} for i in range(40)]
+    C = [{"id": str(i), "category": "a/b", "passed": i % 4 == 0} for i in range(40)]
+    s = score_categories(P, C)["a/b"]
+    assert s["retention"] == 0.5 and s["ci_low"] < 0.5 < s["ci_high"] <= 1.0
+    assert (s["parent"], s["child"]) == (0.5, 0.25) and len(s["flips"]["to_fail"]) == 10
+    none = score_categories([{"id": "1", "category": "a/b", "passed": False}],
+                            [{"id": "1", "category": "a/b", "passed": True}])["a/b"]
+    assert none["retention"] is None and none["ci_low"] is None

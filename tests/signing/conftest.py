@@ -27,6 +27,20 @@ def make_parent_dir(root: Path) -> tuple[Path, dict]:
     return d, {k: _sha(v) for k, v in files.items()}
 
 
+def tiny_gguf(path: Path, parent_digest: str) -> bytes:
+    """A real (tiny) GGUF carrying slim.parent.digest, as the quantize step writes it."""
+    import gguf
+    import numpy as np
+    w = gguf.GGUFWriter(str(path), "llama")
+    w.add_string("slim.parent.digest", parent_digest)
+    w.add_tensor("t", np.random.default_rng(0).random(64, dtype=np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path.read_bytes()
+
+
 def fake_report(name: str, artifact: dict[str, bytes], *, parent_files: dict, parent_dir: str | None,
                 parent_build: str | None = None, method="q4_k_m", hardware="apple8gb",
                 fmt="gguf", status="accepted", retention=(0.97, 0.91, None), kld=0.0123) -> dict:
@@ -77,19 +91,20 @@ def make_build(tmp_path):
     def _make(name, parent_build=None, sign=True, gguf=True, **kw):
         d = builds / name
         d.mkdir()
-        if gguf:
-            artifact = {"model.gguf": b"GGUF" + os.urandom(4096)}
-        else:
-            artifact = {"model/model.safetensors": os.urandom(1024), "model/config.json": b"{}"}
-        for k, v in artifact.items():
-            (d / k).parent.mkdir(parents=True, exist_ok=True)
-            (d / k).write_bytes(v)
         if parent_build:
             prep = json.loads((builds / parent_build / "report.json").read_text())
             pfiles = {k: v["sha256"] for k, v in prep["artifact"]["files"].items()}
             pdir = str(builds / parent_build)
         else:
             pfiles, pdir = parent_files, str(parent_dir)
+        if gguf:
+            digest = "sha256:" + hashlib.sha256(canonical(pfiles).encode()).hexdigest()
+            artifact = {"model.gguf": tiny_gguf(d / "model.gguf", digest)}
+        else:
+            artifact = {"model/model.safetensors": os.urandom(1024), "model/config.json": b"{}"}
+        for k, v in artifact.items():
+            (d / k).parent.mkdir(parents=True, exist_ok=True)
+            (d / k).write_bytes(v)
         report = fake_report(name, artifact, parent_files=pfiles, parent_dir=pdir,
                              parent_build=parent_build, fmt="gguf" if gguf else "compressed-tensors", **kw)
         (d / "report.json").write_text(canonical(report) + "\n")
