@@ -187,8 +187,8 @@ def assemble_report(cfg, plan, resolved, staging: Path, seconds: float) -> dict:
     le = lm_eval_section(plan, resolved)
     if le:
         metrics["lm_eval"] = le
-        metrics["lm_eval_how"] = {k: v for k, v in (_load(resolved, plan.evals["lm_eval_child"],
-                                                          "lm_eval.json") or {}).get("_meta", {}).items()}
+        child = _load(resolved, plan.evals["lm_eval_child"], "lm_eval.json") or {}
+        metrics["lm_eval_how"] = child.get("_meta") or {}
     from slim.report.compare import distillation_section, lowrank_section
     dist = distillation_section(plan, resolved, artifact)
     if dist:
