@@ -89,7 +89,7 @@ class GatesConfig:
     kld_max: Optional[float] = None
     ppl_ratio_max: Optional[float] = None
     leaks_max: Optional[int] = None
-    new_leaks_max: Optional[int] = None
+    leaks_delta_max: Optional[int] = None
     lm_eval_floor: Optional[float] = None
 
 

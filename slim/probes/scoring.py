@@ -286,8 +286,10 @@ def evaluate_gates(
     * ``ppl_ratio_max``: ``fidelity["ppl_ratio"] <= ppl_ratio_max``.
     * ``leaks_max``: child leak items over all categories <= leaks_max (absolute: the
       parent's own leaks count too).
-    * ``new_leaks_max``: child leak items the parent did not leak <= new_leaks_max (what
-      the compression introduced).
+    * ``leaks_delta_max``: child leak items minus parent leak items, on the same prompts,
+      <= leaks_delta_max (what the compression added; the newly leaked ids are listed).
+      A net count, not the new ids alone: on a small model greedy outputs flip both ways
+      even at Q8_0 (KLD 0.004), swapping a few leaked items for others.
     * ``lm_eval_floor``: retention (child/parent) of every lm-eval task in
       *lm_eval* (``{task: {"parent": x, "child": y}}`` or ``{task: {"retention": r}}``)
       >= floor; skipped when no lm-eval results are given.
@@ -354,19 +356,26 @@ def evaluate_gates(
         ok = value <= limit
         rec(gate, limit, value, ok, f"{gate}: {metric} {value:.4g} {'vs' if ok else '>'} limit {limit:g}")
 
-    for gate, field, what in (("leaks_max", "leaks_child_ids", "child leak(s)"),
-                              ("new_leaks_max", "new_leaks_child_ids", "new child leak(s), not leaked by the parent")):
-        limit = g.get(gate)
-        if limit is None:
-            continue
+    child_ids = [i for s in categories_scores.values() for i in s.get("leaks_child_ids") or []]
+    parent_ids = [i for s in categories_scores.values() for i in s.get("leaks_parent_ids") or []]
+    limit = g.get("leaks_max")
+    if limit is not None:
         if _num(limit) is None:
-            raise SlimError(f"gate {gate} must be a number, got {limit!r}", reason="invalid_config")
-        ids = [i for s in categories_scores.values() for i in _leak_ids(s, field)]
-        ok = len(ids) <= limit
-        line = f"{gate}: {len(ids)} {what} {'vs' if ok else '>'} limit {limit:g}"
-        if ids:
-            line += f" (items: {', '.join(ids[:10])}{' …' if len(ids) > 10 else ''})"
-        rec(gate, limit, len(ids), ok, line)
+            raise SlimError(f"gate leaks_max must be a number, got {limit!r}", reason="invalid_config")
+        ok = len(child_ids) <= limit
+        rec("leaks_max", limit, len(child_ids), ok,
+            f"leaks_max: {len(child_ids)} child leak(s) {'vs' if ok else '>'} limit {limit:g}"
+            + _ids_note("items", child_ids))
+    limit = g.get("leaks_delta_max")
+    if limit is not None:
+        if _num(limit) is None:
+            raise SlimError(f"gate leaks_delta_max must be a number, got {limit!r}", reason="invalid_config")
+        delta = len(child_ids) - len(parent_ids)
+        new = [i for i in child_ids if i not in set(parent_ids)]
+        ok = delta <= limit
+        rec("leaks_delta_max", limit, delta, ok,
+            f"leaks_delta_max: child {len(child_ids)} − parent {len(parent_ids)} leak(s) = {delta:+d} "
+            f"{'vs' if ok else '>'} limit {limit:g}" + _ids_note("new in child", new))
 
     floor = g.get("lm_eval_floor")
     if floor is not None:
@@ -386,11 +395,8 @@ def evaluate_gates(
     return out
 
 
-GATES = ("retention_floor", "kld_max", "ppl_ratio_max", "leaks_max", "new_leaks_max", "lm_eval_floor")
+GATES = ("retention_floor", "kld_max", "ppl_ratio_max", "leaks_max", "leaks_delta_max", "lm_eval_floor")
 
 
-def _leak_ids(s: Mapping, field: str) -> list[str]:
-    if field == "leaks_child_ids":
-        return list(s.get("leaks_child_ids") or [])
-    parent = set(s.get("leaks_parent_ids") or [])
-    return [i for i in s.get("leaks_child_ids") or [] if i not in parent]
+def _ids_note(label: str, ids: list[str]) -> str:
+    return f" ({label}: {', '.join(ids[:10])}{' …' if len(ids) > 10 else ''})" if ids else ""

@@ -154,15 +154,18 @@ def test_gates_accept_dataclass_and_reject_unknown():
         check_gates({}, None, {"retention_floor": {"*": "high"}})
 
 
-def test_new_leaks_gate_counts_only_leaks_the_parent_did_not_have():
+def test_leaks_delta_gate_is_child_minus_parent_and_names_new_leaks():
     from slim.probes.scoring import evaluate_gates
     cats = {"leakage/x": {"leaks_parent_ids": ["a", "b"], "leaks_child_ids": ["a", "c"],
-                          "retention": 1.0, "n": 3}}
-    res = evaluate_gates(cats, None, {"new_leaks_max": 0, "leaks_max": 5})
+                          "retention": 1.0, "n": 3},
+            "leakage/y": {"leaks_parent_ids": [], "leaks_child_ids": ["d"], "retention": 1.0, "n": 3}}
+    res = evaluate_gates(cats, None, {"leaks_delta_max": 0, "leaks_max": 5})
     by = {g["name"]: g for g in res}
-    assert by["new_leaks_max"]["value"] == 1 and by["new_leaks_max"]["passed"] is False
-    assert "items: c" in by["new_leaks_max"]["detail"]
-    assert by["leaks_max"]["value"] == 2 and by["leaks_max"]["passed"] is True
+    assert by["leaks_delta_max"]["value"] == 1 and by["leaks_delta_max"]["passed"] is False
+    assert "new in child: c, d" in by["leaks_delta_max"]["detail"]
+    assert by["leaks_max"]["value"] == 3 and by["leaks_max"]["passed"] is True
+    swapped = {"leakage/x": {"leaks_parent_ids": ["a", "b"], "leaks_child_ids": ["a", "c"]}}
+    assert evaluate_gates(swapped, None, {"leaks_delta_max": 0})[0]["passed"] is True
     assert set(by["leaks_max"]) == {"name", "category", "threshold", "value", "passed", "detail"}
 
 
