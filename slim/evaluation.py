@@ -101,5 +101,6 @@ def plan_evaluation(planner, plan) -> None:
 
     plan.evals["speed"] = planner.add(Step(
         "speed:child", "speed_host", {"model_file": child.file, "host": host_id(),
-                                      "runtime": runtime},
+                                      "runtime": runtime,
+                                      "threads": cfg.threads or os.cpu_count() or 1},
         deps={"model": child.step}, desc=f"prompt/generation tokens/s on this host ({runtime})"))

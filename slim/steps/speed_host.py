@@ -14,6 +14,7 @@ class Params:
     host: dict = field(default_factory=dict)
     prompt_tokens: int = 128
     gen_tokens: int = 64
+    threads: int = 0          # the build's thread count: speed depends on it, so it is keyed
 
 
 def run(ctx):
@@ -25,4 +26,5 @@ def run(ctx):
                       threads=ctx.threads) as rt:
         res = rt.speed(prompt_tokens=p.prompt_tokens, gen_tokens=p.gen_tokens)
     res["host"] = p.host
+    res["threads"] = ctx.threads
     ctx.write_json("speed.json", res)
