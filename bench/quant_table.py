@@ -64,9 +64,12 @@ def main() -> None:
     sz = [r["artifact"]["bytes"] for _, r, _, _ in rows]
     mono_k = all(a <= b for a, b in zip(kl, kl[1:]))
     mono_s = all(a >= b for a, b in zip(sz, sz[1:]))
+    breaks = [f"{a[0].upper()} KLD {a[2]['kld_mean']:.5f} > {b[0].upper()} {b[2]['kld_mean']:.5f}"
+              for a, b in zip(rows, rows[1:]) if a[2]["kld_mean"] > b[2]["kld_mean"]]
     lines += ["", f"Direction check (as in the published table): KLD rises monotonically from Q8_0 to "
-                  f"Q2_K: **{'yes' if mono_k else 'no'}**; file size falls monotonically: "
-                  f"**{'yes' if mono_s else 'no'}**.", "",
+                  f"Q2_K: **{'yes' if mono_k else 'no'}**"
+                  + (f" (out of order: {'; '.join(breaks)})" if breaks else "")
+                  + f"; file size falls monotonically: **{'yes' if mono_s else 'no'}**.", "",
               "Notes: SmolLM2-135M's 576-wide rows are not multiples of 256, so llama.cpp falls back "
               "to legacy types for many tensors (see `artifact.tensor_types` in each report); bpw "
               "is therefore higher than the type's nominal bits. Its weights were distributed as Q4_1, "

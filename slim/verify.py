@@ -300,10 +300,9 @@ def _verify_gguf_lineage(root: Path, want: str | None) -> list[Result]:
     if not gg.is_file():
         return []
     try:
-        from gguf import GGUFReader
-        f = GGUFReader(str(gg)).fields.get("slim.parent.digest")
-        got = bytes(f.parts[f.data[0]]).decode("utf-8") if f is not None else None
-    except Exception as e:  # a corrupt GGUF already fails subject_digest; say why here too
+        from slim.models.gguf_header import read_gguf_header
+        got = read_gguf_header(gg, {"slim.parent.digest"})[0].get("slim.parent.digest")
+    except SlimError as e:  # a corrupt GGUF already fails subject_digest; say why here too
         return [(FAIL, "gguf_lineage", f"model.gguf metadata unreadable: {e}")]
     if got is None:
         return [(FAIL, "gguf_lineage", "model.gguf has no slim.parent.digest metadata key")]

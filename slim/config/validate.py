@@ -23,11 +23,12 @@ def gguf_problem(path: Path) -> str | None:
         head = f.read(8)
     if head[:4] != b"GGUF":
         return f"{path} is not a GGUF file (bad magic {head[:4]!r})"
-    from gguf import GGUFReader
+    from slim.errors import SlimError
+    from slim.models.gguf_header import read_gguf_header
     try:
-        GGUFReader(str(path))
-    except Exception as e:  # truncated or corrupt tensor table
-        return f"{path} is a corrupt GGUF file ({str(e).splitlines()[0][:120]})"
+        read_gguf_header(path)
+    except (SlimError, ValueError, KeyError) as e:  # truncated or corrupt tables
+        return f"{path} is a corrupt GGUF file ({str(e).splitlines()[0][:160]})"
     return None
 
 

@@ -133,16 +133,15 @@ def gguf_stats(path) -> dict:
     import os
     from collections import Counter
 
-    from gguf import GGUFReader
-    r = GGUFReader(str(path))
+    from slim.models.gguf_header import read_gguf_header
+    _, tensors = read_gguf_header(path)
     hist, by_bytes = Counter(), Counter()
     n_el = n_bytes = 0
-    for t in r.tensors:
-        name = t.tensor_type.name
-        hist[name] += 1
-        by_bytes[name] += int(t.n_bytes)
-        n_el += int(t.n_elements)
-        n_bytes += int(t.n_bytes)
+    for t in tensors:
+        hist[t.type_name] += 1
+        by_bytes[t.type_name] += t.n_bytes
+        n_el += t.n_elements
+        n_bytes += t.n_bytes
     size = os.path.getsize(path)
     return {"tensor_types": dict(sorted(hist.items())), "bytes_by_type": dict(sorted(by_bytes.items())),
             "n_params": n_el, "tensor_bytes": n_bytes, "file_bytes": size,

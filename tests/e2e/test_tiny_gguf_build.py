@@ -89,3 +89,18 @@ def test_gguf_loads_in_plain_llama_cpp(tiny_q4):
     out = llm.create_chat_completion([{"role": "user", "content": "Hi"}], max_tokens=8,
                                      temperature=0)
     assert isinstance(out["choices"][0]["message"]["content"], str)
+
+
+def test_gguf_header_reader_matches_gguf_package(tiny_q4):
+    """Our header reader (used for stats, verify and validation) agrees with gguf.GGUFReader."""
+    from gguf import GGUFReader
+
+    from slim.models.gguf_header import read_gguf_header
+    path = tiny_q4 / "model.gguf"
+    r = GGUFReader(str(path))
+    meta, tensors = read_gguf_header(path, {"slim.method", "general.base_model.count",
+                                            "tokenizer.ggml.tokens"})
+    assert [(t.name, t.tensor_type.name, int(t.n_elements), int(t.n_bytes)) for t in r.tensors] == \
+        [(t.name, t.type_name, t.n_elements, t.n_bytes) for t in tensors]
+    assert meta["slim.method"] == "q4_k_m" and meta["general.base_model.count"] == 1
+    assert meta["tokenizer.ggml.tokens"] == r.fields["tokenizer.ggml.tokens"].contents()
