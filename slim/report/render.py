@@ -90,6 +90,7 @@ def render_markdown(r: dict, plot: str | None = None) -> str:
             out.append(f"| {k} | {v.get('n') or '–'} | {_f(v['parent'])} | {_f(v['child'])} | "
                        f"{_f(v.get('delta'), '{:+.3f}')} | {_f(v['retention'], '{:.3f}')} | {ci} | "
                        f"{len(fl.get('to_fail', [])) if fl else '–'} / {len(fl.get('to_pass', [])) if fl else '–'} |")
+    out += render_auto(r)
     from slim.report.compare import render_distillation, render_lowrank
     out += render_distillation(r) + render_lowrank(r)
     fit = r.get("fit")
@@ -114,3 +115,23 @@ def render_markdown(r: dict, plot: str | None = None) -> str:
                    f"{_f(s['seconds'], '{:.1f}')} |")
     out += ["", f"Verify: `python -m slim.verify builds/{r['build']}`", ""]
     return "\n".join(out)
+
+
+def render_auto(r: dict) -> list[str]:
+    """method=auto: every candidate, what happened to it, and why the winner won."""
+    a = r.get("auto")
+    if not a:
+        return []
+    out = ["", "## method=auto: candidates", "",
+           f"Winner: **{a['winner']}** — {a['why']}. Rule: {a['rule']} "
+           f"(size tolerance {a['size_tolerance']:.0%}, fit headroom {a['headroom']:.0%}).", "",
+           "| candidate | size | est. size | bpw | fits | mean retention | KLD | status | why |",
+           "|---|---|---|---|---|---|---|---|---|"]
+    for c in a["candidates"]:
+        why = "; ".join(c.get("failed_gates") or []) or c.get("reason") or ""
+        out.append(f"| {c['method']}{' ✔' if c['method'] == a['winner'] else ''} | {_mb(c.get('bytes'))} | "
+                   f"{_mb(c.get('estimated_bytes'))} | {_f(c.get('bpw'), '{:.2f}')} | "
+                   f"{'yes' if c.get('fits') else 'no' if c.get('fits') is False else '–'} | "
+                   f"{_f(c.get('retention'), '{:.3f}')} | {_f(c.get('kld_mean'), '{:.4f}')} | "
+                   f"{c.get('status', '–')} | {why} |")
+    return out
