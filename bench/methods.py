@@ -21,7 +21,6 @@ Usage: python bench/methods.py [--methods gptq_w4,wanda50] [hydra overrides...]
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import resource
 import shutil
@@ -59,20 +58,11 @@ def children_cpu_s() -> float:
     return r.ru_utime + r.ru_stime
 
 
-@contextlib.contextmanager
 def stderr_to(path: Path):
     """Send fd 2 (inherited by the step processes) to ``path`` within the block."""
+    from slim.steps.stderr import quiet_stderr
     path.parent.mkdir(parents=True, exist_ok=True)
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with open(path, "ab") as f:
-        os.dup2(f.fileno(), 2)
-        try:
-            yield
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
+    return quiet_stderr(path)
 
 
 def bench_one(method: str, overrides: list[str], tmp: Path) -> dict:
