@@ -104,3 +104,30 @@ def test_gguf_header_reader_matches_gguf_package(tiny_q4):
         [(t.name, t.type_name, t.n_elements, t.n_bytes) for t in tensors]
     assert meta["slim.method"] == "q4_k_m" and meta["general.base_model.count"] == 1
     assert meta["tokenizer.ggml.tokens"] == r.fields["tokenizer.ggml.tokens"].contents()
+
+
+def test_private_key_never_leaves_the_key_dir(tiny_q4):
+    """After a signed build, neither the PEM nor the raw 32-byte private key appears anywhere in
+    the build folder or the cache (reports, logs, events, step outputs)."""
+    import os
+    from pathlib import Path
+
+    from cryptography.hazmat.primitives import serialization
+
+    from slim.signing.keys import key_paths, load_private_key
+    priv_path, _ = key_paths(key_dir=os.environ["SLIM_KEY_DIR"])
+    key = load_private_key(priv_path)
+    pem = priv_path.read_bytes()
+    raw = key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
+                            serialization.NoEncryption())
+    body = b"".join(pem.splitlines()[1:-1])          # the base64 of the PKCS8 blob
+    needles = [raw, body, raw.hex().encode()]
+    roots = [tiny_q4, Path(os.environ["SLIM_CACHE_DIR"])]
+    scanned = 0
+    for root in roots:
+        for p in root.rglob("*"):
+            if p.is_file() and not p.is_symlink():
+                data = p.read_bytes()
+                scanned += 1
+                assert not any(n in data for n in needles), f"private key material in {p}"
+    assert scanned > 10
