@@ -102,6 +102,12 @@ def paired_bootstrap_retention(
     return (_quantile(ratios, alpha), _quantile(ratios, 1 - alpha))
 
 
+def flips(ids: list, parent: list[bool], child: list[bool]) -> dict[str, list]:
+    """Items that passed on one side only: {"to_fail": parent-only, "to_pass": child-only}."""
+    return {"to_fail": [i for i, p, c in zip(ids, parent, child) if p and not c],
+            "to_pass": [i for i, p, c in zip(ids, parent, child) if c and not p]}
+
+
 def _by_id(results: list[dict], side: str) -> dict[str, dict]:
     out: dict[str, dict] = {}
     for r in results:
@@ -186,8 +192,7 @@ def score_categories(parent: list[dict], child: list[dict]) -> dict[str, dict]:
             "delta_ci": [_r(d_lo), _r(d_hi)],
             "retention": _r(retention),
             "retention_ci": [_r(x) for x in r_ci] if r_ci else None,
-            "flipped_to_fail": [i for i, p, c in zip(ids, pp, cc) if p and not c],
-            "flipped_to_pass": [i for i, p, c in zip(ids, pp, cc) if c and not p],
+            **{f"flipped_{k}": v for k, v in flips(ids, pp, cc).items()},
             "leaks_parent": sum(leak_p.values()),
             "leaks_child": sum(leak_c.values()),
             "leaks_parent_ids": [i for i in ids if leak_p[i]],

@@ -135,15 +135,16 @@ def gates_section(cfg, metrics) -> list[dict]:
                           metrics.get("lm_eval"))
 
 
-def lm_eval_section(plan, resolved) -> dict | None:
-    """``{"<task>/<metric>": {parent, child, delta, retention, ci_low, ci_high, n, flips}}``.
+def lm_eval_section(plan, resolved) -> tuple[dict, dict] | None:
+    """(``{"<task>/<metric>": {parent, child, delta, retention, ci_low, ci_high, n, flips}}``,
+    the child run's provenance: lm-eval version, runtime, limit, seed).
     Per-document results (lm-eval's logged samples) are paired by doc id, so the interval is
     a paired bootstrap of the retention and flips name the documents, as for probes."""
     par = _load(resolved, plan.evals.get("lm_eval_parent"), "lm_eval.json")
     chi = _load(resolved, plan.evals.get("lm_eval_child"), "lm_eval.json")
     if not (par and chi):
         return None
-    from slim.probes.scoring import paired_bootstrap_retention
+    from slim.probes.scoring import flips, paired_bootstrap_retention
     out = {}
     for task, res in chi.items():
         if task.startswith("_"):
@@ -166,10 +167,9 @@ def lm_eval_section(plan, resolved) -> dict | None:
                 ci = paired_bootstrap_retention(pb, cb) if e["retention"] is not None else None
                 if ci:
                     e["ci_low"], e["ci_high"] = round(ci[0], 4), round(ci[1], 4)
-                e["flips"] = {"to_fail": [d for d, a, b in zip(ids, pb, cb) if a and not b],
-                              "to_pass": [d for d, a, b in zip(ids, pb, cb) if b and not a]}
+                e["flips"] = flips(ids, pb, cb)
             out[f"{task}/{metric}"] = e
-    return out
+    return out, chi.get("_meta") or {}
 
 
 def assemble_report(cfg, plan, resolved, staging: Path, seconds: float) -> dict:
@@ -186,9 +186,7 @@ def assemble_report(cfg, plan, resolved, staging: Path, seconds: float) -> dict:
         metrics["probes"] = pr
     le = lm_eval_section(plan, resolved)
     if le:
-        metrics["lm_eval"] = le
-        child = _load(resolved, plan.evals["lm_eval_child"], "lm_eval.json") or {}
-        metrics["lm_eval_how"] = child.get("_meta") or {}
+        metrics["lm_eval"], metrics["lm_eval_how"] = le
     from slim.report.compare import distillation_section, lowrank_section
     dist = distillation_section(plan, resolved, artifact)
     if dist:
