@@ -43,16 +43,6 @@ def compose(overrides):
         return hc(config_name="config", overrides=overrides)
 
 
-def ancestors(steps, roots) -> set[str]:
-    out, todo = set(), [r for r in roots if r]
-    while todo:
-        s = todo.pop()
-        if s not in out:
-            out.add(s)
-            todo += list(steps[s].deps.values())
-    return out
-
-
 def children_cpu_s() -> float:
     r = resource.getrusage(resource.RUSAGE_CHILDREN)
     return r.ru_utime + r.ru_stime
@@ -75,6 +65,7 @@ def bench_one(method: str, overrides: list[str], tmp: Path) -> dict:
     cfg = compose(overrides + [f"method={method}"])
     validate(cfg)
     plan = Planner(cfg).build()
+    from slim.plan import ancestors
     keep = ancestors(plan.steps, [plan.artifact.step])
     shared_ids = ancestors(plan.steps, [plan.parent.step, plan.calibration]) & keep
     shared = Executor(open_store(cfg), EventLog(None), cfg.threads).run(

@@ -136,6 +136,17 @@ class Planner:
         return plan
 
 
+def ancestors(steps: dict[str, Step], roots) -> set[str]:
+    """Step ids the given steps depend on, transitively, themselves included."""
+    out, todo = set(), [r for r in roots if r]
+    while todo:
+        s = todo.pop()
+        if s not in out:
+            out.add(s)
+            todo += list(steps[s].deps.values())
+    return out
+
+
 def input_path(resolved, art: Artifact) -> Path:
     """Path of an artifact once its step has run (or is cached)."""
     data = resolved[art.step].entry.data

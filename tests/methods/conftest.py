@@ -7,16 +7,6 @@ from tests.conftest import TINY, compose
 ALL_CAPS = "hardware=h100_80gb"
 
 
-def ancestors(steps: dict, sid: str) -> set[str]:
-    out, todo = set(), [sid]
-    while todo:
-        s = todo.pop()
-        if s not in out:
-            out.add(s)
-            todo += list(steps[s].deps.values())
-    return out
-
-
 def stage_cfg(method: str, extra=()):
     return compose(TINY + [f"method={method}", ALL_CAPS, *extra])
 
@@ -31,7 +21,8 @@ def build_stages(method: str, extra=()):
     cfg = stage_cfg(method, extra)
     validate(cfg)
     plan = Planner(cfg).build()
-    keep = ancestors(plan.steps, plan.artifact.step)
+    from slim.plan import ancestors
+    keep = ancestors(plan.steps, [plan.artifact.step])
     ex = Executor(open_store(cfg), EventLog(None), cfg.threads)
     resolved = ex.run({k: v for k, v in plan.steps.items() if k in keep})
     return input_path(resolved, plan.artifact), plan, resolved
