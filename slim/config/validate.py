@@ -219,6 +219,9 @@ def _probes(cfg) -> list:
     for i, t in enumerate(p.lm_eval_tasks):
         if (t.endswith((".yaml", ".yml")) or "/" in t) and not resolve(t).exists():
             errs.append((f"probes.lm_eval_tasks[{i}]", f"task file not found: {t}"))
+    from slim.probes.scoring import GATES
+    for k in sorted(set(p.gates or {}) - set(GATES)):
+        errs.append((f"probes.gates.{k}", f"unknown gate; known: {', '.join(GATES)}"))
     return errs
 
 

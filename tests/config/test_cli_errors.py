@@ -29,6 +29,13 @@ def test_invalid_value_names_the_key(tmp_path):
     assert not (tmp_path / "b").exists()
 
 
+def test_unknown_gate_rejected_before_work(tmp_path):
+    r = _slim("+probes.gates.bogus=1", f"paths.builds={tmp_path}/b")
+    assert r.returncode == 2, r.stderr
+    assert "probes.gates.bogus: unknown gate" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "b").exists()
+
+
 def test_unknown_key_rejected(tmp_path):
     r = _slim("method.stagez=1")
     assert r.returncode != 0 and "stagez" in r.stderr and "Traceback" not in r.stderr
