@@ -6,6 +6,7 @@ changed is re-hashed.
 """
 from __future__ import annotations
 
+import fcntl
 import os
 import sqlite3
 import threading
@@ -37,12 +38,17 @@ class DigestMemo:
         self._db = None
         if db_path is not None:
             Path(db_path).parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(str(db_path), timeout=30, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS digests (dev INTEGER, ino INTEGER, size INTEGER,"
-                " mtime_ns INTEGER, digest TEXT, PRIMARY KEY (dev, ino))")
-            self._db.commit()
+            # Switching to WAL takes an exclusive lock that sqlite answers with
+            # "database is locked" at once (no busy wait) when two processes open a
+            # fresh cache together, so set-up is serialised by a file lock.
+            with open(f"{db_path}.init-lock", "a") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                self._db = sqlite3.connect(str(db_path), timeout=30, check_same_thread=False)
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute(
+                    "CREATE TABLE IF NOT EXISTS digests (dev INTEGER, ino INTEGER, size INTEGER,"
+                    " mtime_ns INTEGER, digest TEXT, PRIMARY KEY (dev, ino))")
+                self._db.commit()
 
     def digest(self, path: str | Path) -> str:
         st = os.stat(path)
