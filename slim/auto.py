@@ -4,13 +4,14 @@
 2. estimated size + KV cache + overhead must fit usable memory with headroom;
 3. build and probe the fitting candidates in quality order (they share the cache);
 4. winner: the smallest build whose gates pass; among builds within ``size_tolerance``
-   of the smallest, the one with the highest mean retention (then lowest KLD).
+   of the smallest, the one with the highest behavioral retention (then lowest KLD).
 The winner is re-published (fully cached) as ``<model>-auto-<hardware>`` with an ``auto``
 section listing every candidate, its size, fit and measured or skipped status.
 """
 from __future__ import annotations
 
 from slim.report.gates import failed_gates
+from slim.report.headline import headline_retention
 
 import json
 import sys
@@ -18,12 +19,6 @@ import sys
 from omegaconf import OmegaConf, open_dict
 
 from slim.errors import SlimError
-
-
-def _mean_retention(report: dict) -> float | None:
-    cats = ((report.get("metrics") or {}).get("probes") or {}).get("categories") or {}
-    vals = [c["retention"] for c in cats.values() if c.get("retention") is not None]
-    return sum(vals) / len(vals) if vals else None
 
 
 def member_cfg(cfg, name: str):
@@ -50,7 +45,7 @@ def choose(rows: list[dict], tolerance: float) -> dict | None:
 
 
 def run_auto(cfg):
-    from slim.build import run_build
+    from slim.build import default_build_name, run_build
     from slim.planview import candidate_rows
     from slim.config.validate import all_methods
 
@@ -88,7 +83,7 @@ def run_auto(cfg):
         fid = (rep.get("metrics") or {}).get("fidelity") or {}
         row.update({"status": rep["status"], "bytes": rep["artifact"]["bytes"],
                     "bpw": rep["artifact"].get("bpw"), "fits": (rep.get("fit") or {}).get("fits"),
-                    "retention": _mean_retention(rep), "kld_mean": fid.get("kld_mean"),
+                    "retention": headline_retention(rep), "kld_mean": fid.get("kld_mean"),
                     "failed_gates": failed_gates(rep), "build": rep["build"],
                     "reason": "built and probed"})
         print(f"  {name:10} {row['bytes'] / 1e6:8.1f} MB  retention "
@@ -110,11 +105,11 @@ def run_auto(cfg):
                 f"build and has higher retention")
     auto = {"auto": {"winner": winner["method"], "why": why, "candidates": rows,
                      "rule": "smallest accepted build that fits; within size_tolerance prefer "
-                             "higher mean retention, then lower KLD",
+                             "higher behavioral retention, then lower KLD",
                      "headroom": me.headroom, "size_tolerance": me.size_tolerance}}
     final_cfg = member_cfg(cfg, winner["method"])
     with open_dict(final_cfg):
-        final_cfg.build_name = cfg.build_name or f"{cfg.model.name}-auto-{cfg.hardware.name}"
+        final_cfg.build_name = cfg.build_name or default_build_name(cfg, "auto")
     return run_build(final_cfg, extra_report=auto)
 
 

@@ -173,6 +173,9 @@ class Executor:
                 log_file = open(self.step_log_dir / f"{step.id.replace(':', '_')}.log", "ab")
                 stdout = log_file
             env = dict(os.environ, OMP_NUM_THREADS=str(self.threads))
+            # torch's OpenMP threads spin-wait by default; on a CPU shared with other processes
+            # that made token-by-token generation ~10x slower (measured in the distill step)
+            env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
             try:
                 proc = subprocess.run([sys.executable, "-m", "slim.steps.runner",
                                        str(work / "spec.json")], stdout=stdout, env=env)

@@ -10,6 +10,7 @@ bits per weight, probe retention, KLD, fit, status and signature state.
 from __future__ import annotations
 
 from slim.report.gates import failed_gates
+from slim.report.headline import headline_retention
 
 import argparse
 import datetime as _dt
@@ -35,14 +36,6 @@ def _get(d: Any, *path, default=None):
             return default
         d = d[k]
     return d
-
-
-def headline_retention(report: dict) -> float | None:
-    """Mean of the per-category retention values that are not None, or None."""
-    cats = _get(report, "metrics", "probes", "categories", default={}) or {}
-    vals = [c.get("retention") for c in cats.values() if isinstance(c, dict)]
-    vals = [float(v) for v in vals if isinstance(v, (int, float)) and not isinstance(v, bool)]
-    return sum(vals) / len(vals) if vals else None
 
 
 def _fits(report: dict) -> Any:

@@ -31,6 +31,7 @@ Also usable without Hydra::
 from __future__ import annotations
 
 from slim.report.gates import failed_gates
+from slim.report.headline import HEADLINE_LABEL, category_retention, headline_retention
 
 import argparse
 import csv
@@ -60,17 +61,6 @@ def _num(v) -> float | None:
     return None if math.isnan(v) or math.isinf(v) else float(v)
 
 
-def category_retention(report: dict) -> dict[str, float | None]:
-    cats = (((report.get("metrics") or {}).get("probes") or {}).get("categories") or {})
-    return {c: _num((s or {}).get("retention")) for c, s in sorted(cats.items())}
-
-
-def mean_retention(report: dict) -> float | None:
-    """Mean of the per-category retentions that are defined (as in the build summary)."""
-    vals = [v for v in category_retention(report).values() if v is not None]
-    return sum(vals) / len(vals) if vals else None
-
-
 def metrics_of(report: dict) -> dict:
     """The numbers a sweep compares, flat enough for ``dvc metrics show``."""
     art = report.get("artifact") or {}
@@ -85,7 +75,7 @@ def metrics_of(report: dict) -> dict:
         "kld_mean": kld,
         "one_minus_kld": (1.0 - kld) if kld is not None else None,
         "top1_agreement": _num(fid.get("top1_agreement")),
-        "mean_retention": mean_retention(report),
+        "behavioral_retention": headline_retention(report),
         "retention": category_retention(report),
         "fits": fit.get("fits") if isinstance(fit.get("fits"), bool) else None,
         "accepted": report.get("status") == "accepted",
@@ -122,7 +112,7 @@ def member_row(item, trusted=None, verify: bool = True) -> dict:
         "build_dir": rec["build_dir"], "target": rec.get("target") or {},
     }
     row.update({k: None for k in ("size_mb", "bpw", "ppl_ratio", "kld_mean", "one_minus_kld",
-                                  "top1_agreement", "mean_retention", "fits", "accepted")})
+                                  "top1_agreement", "behavioral_retention", "fits", "accepted")})
     row.update(retention={}, status=None, signature="none", signature_detail="",
                cached_steps=None, build_seconds=None, format=None, hardware=None)
     build = Path(rec["build_dir"]) if rec["build_dir"] else None
@@ -201,7 +191,7 @@ def plot_frontier(rows: list[dict], path: Path, title: str = "") -> list[str]:
 
     labels = short_labels(rows) if rows else []
     panels = []
-    for key, ylabel in (("mean_retention", "mean probe retention (child / parent)"),
+    for key, ylabel in (("behavioral_retention", f"mean {HEADLINE_LABEL} (child / parent)"),
                         ("one_minus_kld", "1 − KLD (fidelity vs parent)")):
         if any(r.get("size_mb") is not None and r.get(key) is not None for r in rows):
             panels.append((key, ylabel))
@@ -316,13 +306,13 @@ def _label_points(ax, fig, xs, ys, labels, line_xy=()) -> None:
 
 COLUMNS = [("member", "member"), ("status", "status"), ("size_mb", "size MB"), ("bpw", "bpw"),
            ("ppl_ratio", "PPL ratio"), ("kld_mean", "KLD"), ("top1_agreement", "top-1"),
-           ("mean_retention", "mean retention"), ("fits", "fits"), ("signature", "signature"),
+           ("behavioral_retention", HEADLINE_LABEL), ("fits", "fits"), ("signature", "signature"),
            ("cached_steps", "cached steps"), ("seconds", "seconds"), ("on_frontier", "Pareto")]
 
 
 def _fmt(key: str, v) -> str:
     if key == "on_frontier":
-        return ", ".join({"mean_retention": "retention", "one_minus_kld": "KLD"}.get(x, x)
+        return ", ".join({"behavioral_retention": "retention", "one_minus_kld": "KLD"}.get(x, x)
                          for x in v) if v else ""
     if v is None:
         return "–"
@@ -334,7 +324,7 @@ def _fmt(key: str, v) -> str:
         return f"{v:.5f}"
     if key == "top1_agreement":
         return f"{100 * v:.1f}%"
-    if key in ("ppl_ratio", "mean_retention", "bpw"):
+    if key in ("ppl_ratio", "behavioral_retention", "retention", "bpw"):
         return f"{v:.3f}" if key != "bpw" else f"{v:.2f}"
     if key == "seconds":
         return f"{v:.1f}"
@@ -370,7 +360,7 @@ def render_markdown(summary: dict) -> str:
                 "| category | " + " | ".join(_md_cell(m) for m in labels) + " |",
                 "|---|" + "---:|" * len(labels)]
         for c in cats:
-            out.append(f"| {c} | " + " | ".join(_fmt("mean_retention", r["retention"].get(c))
+            out.append(f"| {c} | " + " | ".join(_fmt("retention", r["retention"].get(c))
                                                  for r in rows) + " |")
     notes = [r for r in rows if r.get("error") or r.get("signature_detail") or r.get("gates_failed")]
     if notes:
@@ -386,8 +376,9 @@ def render_markdown(summary: dict) -> str:
         out += ["", "**Warning:** members share a build folder, the later overwrote the earlier: "
                 + ", ".join(summary["duplicates"]) + " (set build_name per member)."]
     out += ["", "Columns: size = artifact bytes / 1e6; bpw = bits per weight; PPL ratio, KLD and "
-            "top-1 compare child and parent on the same held-out tokens; mean retention = mean of "
-            "the per-category child/parent probe scores; fits = fits the hardware tier with its KV "
+            "top-1 compare child and parent on the same held-out tokens; behavioral retention = mean "
+            "of the behavioral categories' child/parent probe scores (safety and leakage are gated "
+            "on their own, see slim/report/headline.py); fits = fits the hardware tier with its KV "
             "cache; signature = `python -m slim.verify` state; cached steps = steps served by the "
             "shared cache.", "", "![size vs quality](frontier.png)", ""]
     return "\n".join(out)
@@ -396,7 +387,7 @@ def render_markdown(summary: dict) -> str:
 def render_csv(summary: dict) -> str:
     cats = summary.get("categories") or []
     head = ["member", "status", "size_mb", "bpw", "ppl_ratio", "kld_mean", "one_minus_kld",
-            "top1_agreement", "mean_retention"] + [f"retention/{c}" for c in cats] + \
+            "top1_agreement", "behavioral_retention"] + [f"retention/{c}" for c in cats] + \
         ["fits", "signature", "cached_steps", "seconds", "build_seconds", "error", "build_dir",
          "overrides"]
     buf = io.StringIO()
@@ -456,7 +447,7 @@ def summarise(build_dirs: Iterable, out_dir, *, trusted_keys=None, verify: bool 
         "duplicates": sorted(Path(d).name for d, n in seen.items() if n > 1),
     }
     frontier = {}
-    for key in ("mean_retention", "one_minus_kld"):
+    for key in ("behavioral_retention", "one_minus_kld"):
         idx = [i for i, r in enumerate(rows) if r.get("size_mb") is not None and r.get(key) is not None]
         if idx:
             front = pareto_front([(rows[i]["size_mb"], rows[i][key]) for i in idx])

@@ -6,6 +6,7 @@ subjects like the artifact itself.
 from __future__ import annotations
 
 from slim.report.gates import checked_gates, failed_gates
+from slim.report.headline import HEADLINE_LABEL, headline_retention
 
 import json
 import os
@@ -46,13 +47,6 @@ def _y(v: Any) -> str:
     return json.dumps(v, ensure_ascii=False)
 
 
-def _mean_retention(report: dict) -> float | None:
-    cats = _get(report, "metrics", "probes", "categories", default={}) or {}
-    vals = [c.get("retention") for c in cats.values() if isinstance(c, dict)]
-    vals = [v for v in vals if isinstance(v, (int, float)) and not isinstance(v, bool)]
-    return sum(vals) / len(vals) if vals else None
-
-
 def base_model(report: dict) -> str:
     parent = report.get("parent") or {}
     return parent.get("hf_repo") or parent.get("id") or "unknown"
@@ -84,7 +78,7 @@ def render_model_card(report: dict, key_id: str | None = None, build_path: str |
     cats = _get(report, "metrics", "probes", "categories", default={}) or {}
     status = report.get("status") or "unknown"
     failed = failed_gates(report)
-    retention = _mean_retention(report)
+    retention = headline_retention(report)
     fmt = art.get("format") or "?"
 
     fm = ["---", f"base_model: {_y(base_model(report))}", f"base_model_relation: {_relation(report)}"]
@@ -99,7 +93,7 @@ def render_model_card(report: dict, key_id: str | None = None, build_path: str |
     size_mb = _num(art.get("bytes") / 1e6 if isinstance(art.get("bytes"), (int, float)) else None, ".1f", " MB")
     L.append(f"**{target.get('model') or parent.get('id')}** compressed with **{target.get('method')}** "
              f"for **{target.get('hardware')}**: {size_mb} ({_num(art.get('bpw'), '.2f')} bits per weight, "
-             f"{fmt}), mean probe retention **{_pct(retention)}**, mean KLD vs parent "
+             f"{fmt}), {HEADLINE_LABEL} **{_pct(retention)}**, mean KLD vs parent "
              f"**{_num(fid.get('kld_mean'), '.4f')}**. Status: **{status}**.")
     L.append("")
     if failed:

@@ -125,7 +125,7 @@ def render_auto(r: dict) -> list[str]:
     out = ["", "## method=auto: candidates", "",
            f"Winner: **{a['winner']}** — {a['why']}. Rule: {a['rule']} "
            f"(size tolerance {a['size_tolerance']:.0%}, fit headroom {a['headroom']:.0%}).", "",
-           "| candidate | size | est. size | bpw | fits | mean retention | KLD | status | why |",
+           "| candidate | size | est. size | bpw | fits | behavioral retention | KLD | status | why |",
            "|---|---|---|---|---|---|---|---|---|"]
     for c in a["candidates"]:
         why = "; ".join(c.get("failed_gates") or []) or c.get("reason") or ""

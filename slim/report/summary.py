@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from slim.report.gates import failed_gates
+from slim.report.headline import HEADLINE_LABEL, headline_retention
 
 import json
 from pathlib import Path
@@ -18,10 +19,9 @@ def print_summary(build_dir: Path) -> None:
                      f"({fid['tokens']} tokens)")
     pr = (r.get("metrics") or {}).get("probes")
     if pr:
-        rets = [s["retention"] for s in pr["categories"].values() if s.get("retention") is not None]
-        if rets:
-            lines.append(f"  probes mean retention {sum(rets) / len(rets):.2f} over "
-                         f"{len(rets)} categories, leaks {pr['leaks_child']}")
+        head = headline_retention(r)
+        lines.append(f"  probes {HEADLINE_LABEL} "
+                     f"{'–' if head is None else f'{head:.2f}'}, leaks {pr['leaks_child']}")
     fit = r.get("fit")
     if fit:
         lines.append(f"  fit    {'fits' if fit['fits'] else 'DOES NOT FIT'} {r['target']['hardware']} "

@@ -336,10 +336,6 @@ def distill(student, teacher, tokenizer, tokens, p: Params, workdir, threads: in
 
 
 def run(ctx):
-    import os
-    # torch's OpenMP threads spin-wait by default: on a CPU shared with other processes that
-    # makes small ops (token-by-token generation) ~10x slower; must be set before torch loads
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import shutil
     import tempfile
     import time

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import json
 
-from slim.registry import headline_retention, load_entries, main as registry_main, write_entry
+from slim.registry import load_entries, main as registry_main, write_entry
+from slim.report.headline import headline_retention
 from slim.report.card import render_modelfile, write_model_card
 
 

@@ -37,12 +37,12 @@ def test_failed_member_is_summarised(tmp_path):
     sd = only_sweep_dir(tmp_path)
     js = json.loads((sd / "summary.json").read_text())
     st = {m["member"]: (m["status"], m["error"]) for m in js["members"]}
-    assert st["tiny_llama-q4_k_m-apple8gb"][0] == "plan only"
-    assert st["hf-q4_k_m-apple8gb"][0] == "failed"
-    assert "model.path" in st["hf-q4_k_m-apple8gb"][1]
+    assert st["tiny_llama-q4_k_m-apple8gb-probes_quick-calib_small"][0] == "plan only"
+    assert st["hf-q4_k_m-apple8gb-probes_quick-calib_small"][0] == "failed"
+    assert "model.path" in st["hf-q4_k_m-apple8gb-probes_quick-calib_small"][1]
     assert js["complete"] is True and js["expected"] == 2
     md = (sd / "summary.md").read_text()
-    assert "hf-q4_k_m-apple8gb" in md and "model.path" in md
+    assert "hf-q4_k_m-apple8gb-probes_quick-calib_small" in md and "model.path" in md
 
 
 @pytest.mark.timeout(1800)
@@ -58,7 +58,8 @@ def test_two_member_parallel_sweep_on_tiny_model(tmp_path):
     sd = only_sweep_dir(builds)
     for f in ("summary.md", "summary.csv", "summary.json", "frontier.png"):
         assert (sd / f).is_file(), f
-    names = ["tiny_llama-q8_0-apple8gb", "tiny_llama-q4_k_m-apple8gb"]
+    names = ["tiny_llama-q8_0-apple8gb-probes_quick-calib_small",
+             "tiny_llama-q4_k_m-apple8gb-probes_quick-calib_small"]
     md = (sd / "summary.md").read_text()
     rows = {r["member"]: r for r in csv.DictReader((sd / "summary.csv").open())}
     assert set(rows) == set(names)

@@ -39,7 +39,7 @@ def test_summarise_writes_every_output_naming_every_member(fake_sweep, tmp_path)
     assert [r["member"] for r in rows] == names
     assert [m["member"] for m in js["members"]] == names
     assert (out / "frontier.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert summ["plot_panels"] == ["mean_retention", "one_minus_kld"]
+    assert summ["plot_panels"] == ["behavioral_retention", "one_minus_kld"]
     # the failed member is listed with its error, not plotted
     bad = next(r for r in rows if r["member"] == failed["name"])
     assert bad["status"] == "failed" and "no such method" in bad["error"]
@@ -54,14 +54,14 @@ def test_summary_values_and_frontier(fake_sweep, tmp_path):
     assert q4["size_mb"] == pytest.approx(85.0)
     assert q4["bpw"] == 4.9 and q4["kld_mean"] == 0.045 and q4["ppl_ratio"] == 1.05
     assert q4["top1_agreement"] == 0.91 and q4["fits"] is True
-    # mean over the categories with a retention (the None one is left out)
-    assert q4["mean_retention"] == pytest.approx((0.93 + 0.92 + 0.91 + 0.90) / 4)
+    # the headline averages the behavioral categories only (safety/leakage are gated apart)
+    assert q4["behavioral_retention"] == pytest.approx((0.93 + 0.92) / 2)
     assert set(q4["retention"]) == {"behavioral/arithmetic", "behavioral/factual",
                                     "safety/benign", "leakage/canary", "leakage/system_secret"}
     assert by["smollm2_135m-q2_k-apple8gb"]["fits"] is False
     assert by["smollm2_135m-q2_k-apple8gb"]["status"] == "rejected"
     # q6_k is larger than q5_k_m and retains less: off the retention frontier
-    front = summ["frontier"]["mean_retention"]
+    front = summ["frontier"]["behavioral_retention"]
     assert "smollm2_135m-q6_k-apple8gb" not in front
     assert "smollm2_135m-q5_k_m-apple8gb" in front and "smollm2_135m-q2_k-apple8gb" in front
     # KLD falls monotonically with size in the fakes: every member is on that frontier
