@@ -71,6 +71,7 @@ def metrics_of(report: dict) -> dict:
     return {
         "size_mb": round(size / 1e6, 4) if size is not None else None,
         "bpw": _num(art.get("bpw")),
+        "size_vs_parent": _num((art.get("size_vs_parent") or {}).get("ratio")),
         "ppl_ratio": _num(fid.get("ppl_ratio")),
         "kld_mean": kld,
         "one_minus_kld": (1.0 - kld) if kld is not None else None,
@@ -111,8 +112,9 @@ def member_row(item, trusted=None, verify: bool = True) -> dict:
         "job_status": rec["job_status"], "error": rec.get("error"), "seconds": rec.get("seconds"),
         "build_dir": rec["build_dir"], "target": rec.get("target") or {},
     }
-    row.update({k: None for k in ("size_mb", "bpw", "ppl_ratio", "kld_mean", "one_minus_kld",
-                                  "top1_agreement", "behavioral_retention", "fits", "accepted")})
+    row.update({k: None for k in ("size_mb", "size_vs_parent", "bpw", "ppl_ratio", "kld_mean",
+                                  "one_minus_kld", "top1_agreement", "behavioral_retention",
+                                  "fits", "accepted")})
     row.update(retention={}, status=None, signature="none", signature_detail="",
                cached_steps=None, build_seconds=None, format=None, hardware=None)
     build = Path(rec["build_dir"]) if rec["build_dir"] else None
@@ -304,7 +306,8 @@ def _label_points(ax, fig, xs, ys, labels, line_xy=()) -> None:
 
 # ---------------------------------------------------------------- writing
 
-COLUMNS = [("member", "member"), ("status", "status"), ("size_mb", "size MB"), ("bpw", "bpw"),
+COLUMNS = [("member", "member"), ("status", "status"), ("size_mb", "size MB"),
+           ("size_vs_parent", "of parent"), ("bpw", "bpw"),
            ("ppl_ratio", "PPL ratio"), ("kld_mean", "KLD"), ("top1_agreement", "top-1"),
            ("behavioral_retention", HEADLINE_LABEL), ("fits", "fits"), ("signature", "signature"),
            ("cached_steps", "cached steps"), ("seconds", "seconds"), ("on_frontier", "Pareto")]
@@ -320,6 +323,8 @@ def _fmt(key: str, v) -> str:
         return "yes" if v else "NO"
     if key == "size_mb":
         return f"{v:.2f}" if v < 100 else f"{v:.1f}"
+    if key == "size_vs_parent":
+        return f"{100 * v:.1f}%"
     if key == "kld_mean":
         return f"{v:.5f}"
     if key == "top1_agreement":
@@ -386,7 +391,7 @@ def render_markdown(summary: dict) -> str:
 
 def render_csv(summary: dict) -> str:
     cats = summary.get("categories") or []
-    head = ["member", "status", "size_mb", "bpw", "ppl_ratio", "kld_mean", "one_minus_kld",
+    head = ["member", "status", "size_mb", "size_vs_parent", "bpw", "ppl_ratio", "kld_mean", "one_minus_kld",
             "top1_agreement", "behavioral_retention"] + [f"retention/{c}" for c in cats] + \
         ["fits", "signature", "cached_steps", "seconds", "build_seconds", "error", "build_dir",
          "overrides"]

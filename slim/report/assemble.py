@@ -41,6 +41,30 @@ def environment(threads) -> dict:
                                        "lm-eval", "trl", "hydra-core", "numpy", "slim"])}
 
 
+WEIGHT_SUFFIXES = (".safetensors", ".gguf", ".bin", ".pt")
+
+
+def weights_bytes(root: Path) -> int:
+    """Bytes of the weight files (safetensors, GGUF, torch) under root, or of root itself."""
+    root = Path(root)
+    paths = [root] if root.is_file() else [p for p in root.rglob("*") if p.is_file()]
+    return sum(p.stat().st_size for p in paths if p.name.endswith(WEIGHT_SUFFIXES))
+
+
+def size_vs_parent(artifact: dict, parent: dict) -> dict | None:
+    """Child vs parent on disk, weight files against weight files (configs and tokenizer
+    files are left out of both sides, so a folder and a single GGUF compare alike)."""
+    child = sum(e["bytes"] for rel, e in (artifact.get("files") or {}).items()
+                if rel.endswith(WEIGHT_SUFFIXES))
+    par = parent.get("weights_bytes")
+    if not (child and par):
+        return None
+    return {"child_weights_bytes": child, "parent_weights_bytes": par,
+            "ratio": round(child / par, 4),
+            "how": "sum of .safetensors/.gguf/.bin/.pt file sizes of the artifact / of the parent "
+                   "folder (the parent as imported, 16-bit for the embedded default)"}
+
+
 def parent_section(cfg, plan, resolved) -> dict:
     m = cfg.model
     pdir = input_path(resolved, plan.parent)
@@ -55,6 +79,7 @@ def parent_section(cfg, plan, resolved) -> dict:
                 break
     files = files_sha256(pdir)
     sec = {"id": m.name, "source": m.source, "digest": digest_of_files(files), "files": files,
+           "weights_bytes": weights_bytes(pdir),
            "dir": str(pdir), "build": parent_build, "license": m.license,
            "provenance": " ".join((m.provenance or "").split()) or None,
            "step_key": resolved[plan.parent.step].key}
@@ -174,6 +199,10 @@ def lm_eval_section(plan, resolved) -> tuple[dict, dict] | None:
 
 def assemble_report(cfg, plan, resolved, staging: Path, seconds: float) -> dict:
     artifact = artifact_section(plan, resolved, staging)
+    parent = parent_section(cfg, plan, resolved)
+    vs = size_vs_parent(artifact, parent)
+    if vs:
+        artifact["size_vs_parent"] = vs
     metrics: dict = {}
     fid = _load(resolved, plan.evals.get("fidelity"), "fidelity.json")
     if fid:
@@ -210,7 +239,7 @@ def assemble_report(cfg, plan, resolved, staging: Path, seconds: float) -> dict:
         "method": {"name": cfg.method.name, "family": cfg.method.family,
                    "description": cfg.method.description,
                    "stages": OmegaConf.to_container(cfg.method.stages, resolve=True)},
-        "parent": parent_section(cfg, plan, resolved),
+        "parent": parent,
         "artifact": artifact,
         "metrics": metrics,
         "fit": fit,

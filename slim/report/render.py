@@ -25,6 +25,10 @@ def render_markdown(r: dict, plot: str | None = None) -> str:
            "## Artifact", "",
            f"- format: {a['format']}, {_mb(a['bytes'])} on disk, "
            f"{_f(a.get('bpw'), '{:.2f}')} bits per weight (tensor data), engine: {a.get('engine')}"]
+    vs = a.get("size_vs_parent")
+    if vs:
+        out.append(f"- {100 * vs['ratio']:.1f}% of the parent's size ({_mb(vs['child_weights_bytes'])} "
+                   f"of weights vs the parent's {_mb(vs['parent_weights_bytes'])}; weight files only)")
     if a.get("tensor_types"):
         out.append("- tensor types: " + ", ".join(f"{k}×{v}" for k, v in a["tensor_types"].items()))
     fid = m.get("fidelity")

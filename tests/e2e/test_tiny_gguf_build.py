@@ -21,6 +21,14 @@ def test_report_sections(tiny_q4):
     a = r["artifact"]
     assert a["format"] == "gguf" and a["bytes"] == (tiny_q4 / "model.gguf").stat().st_size
     assert "Q4_K" in a["tensor_types"] and 4 < a["bpw"] < 8
+    # the size against the parent: GGUF file vs the parent's 16-bit safetensors, as on disk
+    pdir = r["parent"]["dir"]
+    from pathlib import Path
+    par = sum(p.stat().st_size for p in Path(pdir).glob("*.safetensors"))
+    vs = a["size_vs_parent"]
+    assert vs["parent_weights_bytes"] == par == r["parent"]["weights_bytes"]
+    assert vs["child_weights_bytes"] == a["bytes"] and vs["ratio"] == round(a["bytes"] / par, 4) < 1
+    assert f"{100 * vs['ratio']:.1f}% of the parent's size" in (tiny_q4 / "report.md").read_text()
     f = r["metrics"]["fidelity"]
     for k in ("ppl_parent", "ppl_child", "ppl_ratio", "kld_mean", "kld_mean_stderr", "kld_p99",
               "top1_agreement", "delta_p_mean", "tokens"):
