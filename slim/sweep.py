@@ -76,6 +76,7 @@ def metrics_of(report: dict) -> dict:
         "kld_mean": kld,
         "one_minus_kld": (1.0 - kld) if kld is not None else None,
         "top1_agreement": _num(fid.get("top1_agreement")),
+        "runtime": fid.get("runtime_child"),
         "behavioral_retention": headline_retention(report),
         "retention": category_retention(report),
         "fits": fit.get("fits") if isinstance(fit.get("fits"), bool) else None,
@@ -114,7 +115,7 @@ def member_row(item, trusted=None, verify: bool = True) -> dict:
     }
     row.update({k: None for k in ("size_mb", "size_vs_parent", "bpw", "ppl_ratio", "kld_mean",
                                   "one_minus_kld", "top1_agreement", "behavioral_retention",
-                                  "fits", "accepted")})
+                                  "runtime", "fits", "accepted")})
     row.update(retention={}, status=None, signature="none", signature_detail="",
                cached_steps=None, build_seconds=None, format=None, hardware=None)
     build = Path(rec["build_dir"]) if rec["build_dir"] else None
@@ -236,7 +237,6 @@ def plot_frontier(rows: list[dict], path: Path, title: str = "") -> list[str]:
         ax.set_xlabel("artifact size (MB)")
         ax.set_ylabel(ylabel)
         ax.grid(True, alpha=0.3)
-        ax.legend(loc="best", fontsize=8, framealpha=0.85)
         _label_points(ax, fig, xs, ys, [labels[i] for i in idx], list(zip(fx, fy)))
     if not panels:
         ax = axes[0][0]
@@ -249,10 +249,18 @@ def plot_frontier(rows: list[dict], path: Path, title: str = "") -> list[str]:
     full = " · ".join(x for x in [title, ", ".join(fixed)] if x)
     if full:
         fig.suptitle(full, fontsize=11)
+    # one legend for the figure, under the panels: inside an axis it covered members
+    seen = {}
+    for ax, _ in zip(axes[0], panels):
+        for h, n in zip(*ax.get_legend_handles_labels()):
+            seen.setdefault(n, h)
+    if seen:
+        fig.legend(list(seen.values()), list(seen), loc="lower center", ncol=len(seen),
+                   fontsize=8, frameon=False)
     if skipped:
-        fig.text(0.01, 0.01, "not plotted: " + ", ".join(skipped), fontsize=8, color="dimgray",
+        fig.text(0.01, 0.045, "not plotted: " + ", ".join(skipped), fontsize=8, color="dimgray",
                  ha="left", va="bottom", wrap=True)
-    fig.tight_layout(rect=(0, 0.04 if skipped else 0, 1, 1))
+    fig.tight_layout(rect=(0, (0.045 if seen else 0) + (0.04 if skipped else 0), 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp.png")
     fig.savefig(tmp, dpi=130)
@@ -309,7 +317,7 @@ def _label_points(ax, fig, xs, ys, labels, line_xy=()) -> None:
 COLUMNS = [("member", "member"), ("status", "status"), ("size_mb", "size MB"),
            ("size_vs_parent", "of parent"), ("bpw", "bpw"),
            ("ppl_ratio", "PPL ratio"), ("kld_mean", "KLD"), ("top1_agreement", "top-1"),
-           ("behavioral_retention", HEADLINE_LABEL), ("fits", "fits"), ("signature", "signature"),
+           ("behavioral_retention", HEADLINE_LABEL), ("runtime", "eval runtime"), ("fits", "fits"), ("signature", "signature"),
            ("cached_steps", "cached steps"), ("seconds", "seconds"), ("on_frontier", "Pareto")]
 
 
@@ -381,7 +389,8 @@ def render_markdown(summary: dict) -> str:
         out += ["", "**Warning:** members share a build folder, the later overwrote the earlier: "
                 + ", ".join(summary["duplicates"]) + " (set build_name per member)."]
     out += ["", "Columns: size = artifact bytes / 1e6; bpw = bits per weight; PPL ratio, KLD and "
-            "top-1 compare child and parent on the same held-out tokens; behavioral retention = mean "
+            "top-1 compare child and parent on the same held-out tokens, in the eval runtime "
+            "(both parent and child run there: llama.cpp for GGUF, transformers for folders); behavioral retention = mean "
             "of the behavioral categories' child/parent probe scores (safety and leakage are gated "
             "on their own, see slim/report/headline.py); fits = fits the hardware tier with its KV "
             "cache; signature = `python -m slim.verify` state; cached steps = steps served by the "
@@ -391,8 +400,8 @@ def render_markdown(summary: dict) -> str:
 
 def render_csv(summary: dict) -> str:
     cats = summary.get("categories") or []
-    head = ["member", "status", "size_mb", "size_vs_parent", "bpw", "ppl_ratio", "kld_mean", "one_minus_kld",
-            "top1_agreement", "behavioral_retention"] + [f"retention/{c}" for c in cats] + \
+    head = ["member", "status", "size_mb", "size_vs_parent", "bpw", "ppl_ratio", "kld_mean",
+            "one_minus_kld", "top1_agreement", "behavioral_retention", "runtime"] + [f"retention/{c}" for c in cats] + \
         ["fits", "signature", "cached_steps", "seconds", "build_seconds", "error", "build_dir",
          "overrides"]
     buf = io.StringIO()
