@@ -133,7 +133,8 @@ def probes_section(cfg, plan, resolved) -> dict | None:
             "pii_hits_child": pii_hits,
             "how": {"runtime": chi["runtime"], "decoding": "greedy", "max_tokens": chi["max_tokens"],
                     "items": "data/probes/*.jsonl (ids listed per category)",
-                    "interval": "95% Wilson per score; paired bootstrap for delta"}}
+                    "interval": "95% Wilson per score (parent_ci, child_ci); seeded paired bootstrap over "
+                                "items for delta_ci and for the retention (ci_low, ci_high)"}}
 
 
 def fit_section(cfg, plan, resolved, artifact) -> tuple[dict | None, dict | None]:
