@@ -32,6 +32,40 @@ def model_arch(cfg) -> dict:
     raise SlimError(f"model.source={m.source}: cannot estimate")
 
 
+def deployed_shape(meth: dict, arch: dict) -> tuple[dict, str]:
+    """(architecture, size-model name) of what a method deploys, from its stages alone.
+
+    A ``student`` stage changes the shape (fewer layers, narrower MLPs), computed with the
+    student step's own rules; the size is then that of the last stage's format (a final
+    ``quantize_gguf`` of type F16 sizes as ``f16``). Low-rank ranks come from the weights'
+    singular values, which a plan does not read, so those methods say so instead.
+    """
+    name = meth.get("name", "")
+    stages = meth.get("stages") or []
+    arch = dict(arch)
+    for st in stages:
+        kind, params = st.get("kind"), st.get("params") or {}
+        if kind == "student":
+            from slim.steps.student import Params, choose_layers
+            p = Params(**params)
+            n = arch["num_hidden_layers"]
+            arch["num_hidden_layers"] = len(choose_layers(p, n, [0.0] * n))
+            if p.mlp_keep < 1 and arch.get("intermediate_size"):
+                width = arch["intermediate_size"]
+                k = int(-(-p.mlp_keep * width // 1))
+                if width % p.mlp_multiple == 0:
+                    k = min(width, -(-k // p.mlp_multiple) * p.mlp_multiple)
+                arch["intermediate_size"] = k
+        elif kind == "lowrank":
+            raise SlimError(f"cannot estimate the size of method {name!r}: its ranks come from the "
+                            f"weights' singular values, which plan=true does not read; build it "
+                            f"to measure", "unknown_method")
+    last = stages[-1] if stages else {}
+    if last.get("kind") == "quantize_gguf" and (last.get("params") or {}).get("type"):
+        return arch, str(last["params"]["type"]).lower()
+    return arch, name
+
+
 def candidate_rows(cfg, names: list[str], headroom: float = 0.0) -> list[dict]:
     from slim.config.validate import all_methods
     from slim.hardware import check, decode_estimate, estimate_weights, fit_report
@@ -44,11 +78,15 @@ def candidate_rows(cfg, names: list[str], headroom: float = 0.0) -> list[dict]:
         problems = check(meth, hw, cfg.allow_emulation) if name in methods else []
         imatrix = any((s.get("params") or {}).get("imatrix") for s in meth.get("stages", []))
         try:
-            est = estimate_weights(arch, name, imatrix=imatrix)
+            shape, size_model = deployed_shape(meth, arch) if name in methods else (arch, name)
+            try:
+                est = estimate_weights(shape, size_model, imatrix=imatrix)
+            except SlimError:
+                est = estimate_weights(shape, name, imatrix=imatrix)
         except SlimError as e:
             rows.append({"method": name, "error": str(e)})
             continue
-        fit = fit_report(hw, est["bytes"], arch, None, headroom)
+        fit = fit_report(hw, est["bytes"], shape, None, headroom)
         speed = decode_estimate(hw, fit["bytes_per_token"])
         rows.append({"method": name, "bytes": est["bytes"], "bpw": est["bpw"], "fit": fit,
                      "speed": speed, "runs_natively": not problems, "problems": problems})
