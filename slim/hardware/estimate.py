@@ -55,7 +55,7 @@ GGUF_FTYPES: dict[str, str] = {
 #: non-GGUF methods: how linear weights are stored
 #: kind int: ``bits``-bit integers in groups of ``group`` with 16-bit scales (+ packed zero
 #: points when asymmetric); kind channel: 8-bit weights with one 16-bit scale per output row;
-#: kind dense: 16-bit; kind sparse24: 2:4 sparsity stored as kept 16-bit values + a 1-bit mask.
+#: kind dense: 16-bit.
 OTHER_METHODS: dict[str, dict[str, Any]] = {
     # llm-compressor W4A16 (symmetric, group 128)
     "gptq_w4": {"kind": "int", "bits": 4, "group": 128, "sym": True, "format": "compressed-tensors"},
@@ -67,11 +67,12 @@ OTHER_METHODS: dict[str, dict[str, Any]] = {
     "fp8_dynamic": {"kind": "channel", "dtype": "fp8_e4m3", "format": "compressed-tensors"},
     "w8a8_smoothquant": {"kind": "channel", "dtype": "int8", "format": "compressed-tensors"},
     "w8a8": {"kind": "channel", "dtype": "int8", "format": "compressed-tensors"},
-    # unstructured sparsity is stored dense: same bytes as the parent
+    # pruned models, unstructured or 2:4, are stored dense: compressed-tensors writes no sparse
+    # format (llmc_oneshot.sparse_storage records why), so they take the parent's bytes
     "wanda50": {"kind": "dense", "format": "safetensors"},
     "sparsegpt50": {"kind": "dense", "format": "safetensors"},
-    "sparsegpt_2of4": {"kind": "sparse24", "format": "compressed-tensors"},
-    "wanda_2of4": {"kind": "sparse24", "format": "compressed-tensors"},
+    "sparsegpt_2of4": {"kind": "dense", "format": "safetensors"},
+    "wanda_2of4": {"kind": "dense", "format": "safetensors"},
     # the unquantized 16-bit parent as safetensors ("f16" is the F16 GGUF file type, whose
     # norms are F32: a few hundred KB more)
     "fp16": {"kind": "dense", "format": "safetensors"},
@@ -270,7 +271,4 @@ def estimate_weights(arch: Any, method_name: str, imatrix: bool = False,
             rows.append((name, r, c, f"int{bits}_g{g}{'' if spec['sym'] else '_asym'}", nbytes))
         elif kind == "channel":
             rows.append((name, r, c, spec["dtype"], r * c + 2 * r))
-        elif kind == "sparse24":
-            # compressed-tensors sparse-24-bitmask: the kept half of the 16-bit values + 1 bit/element
-            rows.append((name, r, c, "sparse24_f16", 2 * (r * c // 2) + math.ceil(r * c / 8)))
     return _summarize(m, spec["format"], rows)
