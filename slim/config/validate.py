@@ -27,7 +27,7 @@ def gguf_problem(path: Path) -> str | None:
     from slim.models.gguf_header import read_gguf_header
     try:
         read_gguf_header(path)
-    except (SlimError, ValueError, KeyError) as e:  # truncated or corrupt tables
+    except SlimError as e:  # truncated or corrupt tables
         return f"{path} is a corrupt GGUF file ({str(e).splitlines()[0][:160]})"
     return None
 

@@ -73,6 +73,9 @@ def read_gguf_header(path, keys=()) -> tuple[dict, list[TensorInfo]]:
     from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
 
     path = Path(path)
+    if path.stat().st_size < 24:   # magic, version, two counts
+        raise SlimError(f"{path}: GGUF header is truncated ({path.stat().st_size} bytes)",
+                        "corrupt_gguf")
     with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
         c = _Cursor(buf, path)
         if bytes(buf[:4]) != b"GGUF":
@@ -91,12 +94,17 @@ def read_gguf_header(path, keys=()) -> tuple[dict, list[TensorInfo]]:
         for _ in range(n_tensors):
             name = c.string()
             dims = tuple(c.take("<Q") for _ in range(c.take("<I")))
-            ttype = GGMLQuantizationType(c.take("<I"))
+            code = c.take("<I")
+            try:
+                ttype = GGMLQuantizationType(code)
+                block, size = GGML_QUANT_SIZES[ttype]
+            except (ValueError, KeyError):
+                raise SlimError(f"{path}: tensor {name!r} has tensor type {code}, unknown to "
+                                f"the installed gguf package", "corrupt_gguf") from None
             offset = c.take("<Q")
             n = 1
             for d in dims:
                 n *= d
-            block, size = GGML_QUANT_SIZES[ttype]
             tensors.append(TensorInfo(name, dims, ttype.name, n, n * size // block))
             end = max(end, offset + n * size // block)
         align = int(meta.get("general.alignment") or 32)
