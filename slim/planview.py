@@ -46,16 +46,13 @@ def deployed_shape(meth: dict, arch: dict) -> tuple[dict, str]:
     for st in stages:
         kind, params = st.get("kind"), st.get("params") or {}
         if kind == "student":
-            from slim.steps.student import Params, choose_layers
+            from slim.steps.student import Params, choose_layers, kept_mlp_width
             p = Params(**params)
             n = arch["num_hidden_layers"]
             arch["num_hidden_layers"] = len(choose_layers(p, n, [0.0] * n))
             if p.mlp_keep < 1 and arch.get("intermediate_size"):
-                width = arch["intermediate_size"]
-                k = int(-(-p.mlp_keep * width // 1))
-                if width % p.mlp_multiple == 0:
-                    k = min(width, -(-k // p.mlp_multiple) * p.mlp_multiple)
-                arch["intermediate_size"] = k
+                arch["intermediate_size"] = kept_mlp_width(arch["intermediate_size"], p.mlp_keep,
+                                                           p.mlp_multiple)
         elif kind == "lowrank":
             raise SlimError(f"cannot estimate the size of method {name!r}: its ranks come from the "
                             f"weights' singular values, which plan=true does not read; build it "
@@ -79,10 +76,7 @@ def candidate_rows(cfg, names: list[str], headroom: float = 0.0) -> list[dict]:
         imatrix = any((s.get("params") or {}).get("imatrix") for s in meth.get("stages", []))
         try:
             shape, size_model = deployed_shape(meth, arch) if name in methods else (arch, name)
-            try:
-                est = estimate_weights(shape, size_model, imatrix=imatrix)
-            except SlimError:
-                est = estimate_weights(shape, name, imatrix=imatrix)
+            est = estimate_weights(shape, size_model, imatrix=imatrix)
         except SlimError as e:
             rows.append({"method": name, "error": str(e)})
             continue

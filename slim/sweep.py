@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from slim.report.gates import failed_gates
 from slim.report.headline import HEADLINE_LABEL, category_retention, headline_retention
+from slim.report.headline import finite as _num
 
 import argparse
 import csv
@@ -54,12 +55,6 @@ OUTPUT_FILES = ("summary.md", "summary.csv", "summary.json", "frontier.png")
 
 
 # ---------------------------------------------------------------- reading builds
-
-def _num(v) -> float | None:
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        return None
-    return None if math.isnan(v) or math.isinf(v) else float(v)
-
 
 def metrics_of(report: dict) -> dict:
     """The numbers a sweep compares, flat enough for ``dvc metrics show``."""
@@ -317,7 +312,8 @@ def _label_points(ax, fig, xs, ys, labels, line_xy=()) -> None:
 COLUMNS = [("member", "member"), ("status", "status"), ("size_mb", "size MB"),
            ("size_vs_parent", "of parent"), ("bpw", "bpw"),
            ("ppl_ratio", "PPL ratio"), ("kld_mean", "KLD"), ("top1_agreement", "top-1"),
-           ("behavioral_retention", HEADLINE_LABEL), ("runtime", "eval runtime"), ("fits", "fits"), ("signature", "signature"),
+           ("behavioral_retention", HEADLINE_LABEL), ("runtime", "eval runtime"), ("fits", "fits"),
+           ("signature", "signature"),
            ("cached_steps", "cached steps"), ("seconds", "seconds"), ("on_frontier", "Pareto")]
 
 
@@ -390,8 +386,8 @@ def render_markdown(summary: dict) -> str:
                 + ", ".join(summary["duplicates"]) + " (set build_name per member)."]
     out += ["", "Columns: size = artifact bytes / 1e6; bpw = bits per weight; PPL ratio, KLD and "
             "top-1 compare child and parent on the same held-out tokens, in the eval runtime "
-            "(both parent and child run there: llama.cpp for GGUF, transformers for folders); behavioral retention = mean "
-            "of the behavioral categories' child/parent probe scores (safety and leakage are gated "
+            "(both parent and child run there: llama.cpp for GGUF, transformers for folders); "
+            "behavioral retention = mean of the behavioral categories' child/parent probe scores (safety and leakage are gated "
             "on their own, see slim/report/headline.py); fits = fits the hardware tier with its KV "
             "cache; signature = `python -m slim.verify` state; cached steps = steps served by the "
             "shared cache.", "", "![size vs quality](frontier.png)", ""]
@@ -401,7 +397,8 @@ def render_markdown(summary: dict) -> str:
 def render_csv(summary: dict) -> str:
     cats = summary.get("categories") or []
     head = ["member", "status", "size_mb", "size_vs_parent", "bpw", "ppl_ratio", "kld_mean",
-            "one_minus_kld", "top1_agreement", "behavioral_retention", "runtime"] + [f"retention/{c}" for c in cats] + \
+            "one_minus_kld", "top1_agreement", "behavioral_retention", "runtime"] + \
+        [f"retention/{c}" for c in cats] + \
         ["fits", "signature", "cached_steps", "seconds", "build_seconds", "error", "build_dir",
          "overrides"]
     buf = io.StringIO()

@@ -14,7 +14,8 @@ HEADLINE_FAMILY = "behavioral"
 HEADLINE_LABEL = "behavioral retention"
 
 
-def _num(v) -> float | None:
+def finite(v) -> float | None:
+    """v as a float when it is a finite number (not a bool), else None."""
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         return None
     return None if math.isnan(v) or math.isinf(v) else float(v)
@@ -23,7 +24,7 @@ def _num(v) -> float | None:
 def category_retention(report: dict) -> dict[str, float | None]:
     """Category -> retention (child / parent), None where the parent scored 0."""
     cats = (((report.get("metrics") or {}).get("probes") or {}).get("categories") or {})
-    return {c: _num((s or {}).get("retention")) for c, s in sorted(cats.items())
+    return {c: finite((s or {}).get("retention")) for c, s in sorted(cats.items())
             if isinstance(s, dict)}
 
 

@@ -167,6 +167,13 @@ def choose_layers(p: Params, n_layers: int, influence: Optional[list[float]] = N
 
 # -- MLP width ------------------------------------------------------------------------------
 
+def kept_mlp_width(width: int, keep_frac: float, multiple: int) -> int:
+    """MLP channels kept: ``keep_frac`` of ``width`` rounded up, then up to a multiple of
+    ``multiple`` when the full width is one (used by the step and by plan=true's sizing)."""
+    k = int(-(-keep_frac * width // 1))
+    return min(width, -(-k // multiple) * multiple) if width % multiple == 0 else k
+
+
 def mlp_channels(layer, keep_frac: float, multiple: int):
     """Indices (sorted) of the MLP channels of one decoder layer to keep, or None (no MLP found)."""
     import torch
@@ -178,8 +185,7 @@ def mlp_channels(layer, keep_frac: float, multiple: int):
     if not rows or not cols:
         return None
     width = rows[0].shape[0]
-    k = int(-(-keep_frac * width // 1))
-    k = min(width, -(-k // multiple) * multiple) if width % multiple == 0 else k
+    k = kept_mlp_width(width, keep_frac, multiple)
     score = torch.ones(width, dtype=torch.float64)
     for w in rows:
         score *= w.double().norm(dim=1)
