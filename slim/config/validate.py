@@ -63,6 +63,7 @@ def all_methods() -> dict[str, dict]:
 
 def validate(cfg) -> None:
     errors: list[tuple[str, str]] = []
+    errors += _build_name(cfg)
     errors += _model(cfg)
     errors += _method(cfg)
     errors += _hardware(cfg)
@@ -82,6 +83,18 @@ def estimate_only(cfg) -> bool:
         p = resolve(m.path)
         return (p / "config.json").is_file() and not list(p.glob("*.safetensors"))
     return False
+
+
+def _build_name(cfg) -> list:
+    """The build folder is ``<paths.builds>/<build_name>``: one plain folder name, so a build
+    cannot land outside the builds folder or in its hidden staging area."""
+    n = cfg.build_name
+    if n is None:
+        return []
+    if not n or "/" in n or "\\" in n or n.startswith(".") or n != n.strip():
+        return [("build_name", f"must be one folder name (no '/', not starting with '.'); "
+                               f"got {n!r}")]
+    return []
 
 
 def _model(cfg) -> list:

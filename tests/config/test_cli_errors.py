@@ -36,6 +36,14 @@ def test_unknown_gate_rejected_before_work(tmp_path):
     assert not (tmp_path / "b").exists()
 
 
+@pytest.mark.parametrize("name", ["../escape", "a/b", ".staging"])
+def test_build_name_must_be_one_folder(tmp_path, name):
+    r = _slim(f"build_name={name}", f"paths.builds={tmp_path}/b")
+    assert r.returncode == 2, r.stderr
+    assert "build_name: must be one folder name" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "b").exists() and not (tmp_path / "escape").exists()
+
+
 def test_unknown_key_rejected(tmp_path):
     r = _slim("method.stagez=1")
     assert r.returncode != 0 and "stagez" in r.stderr and "Traceback" not in r.stderr
