@@ -1,9 +1,7 @@
-import math
-
 import pytest
 
 from slim.errors import SlimError
-from slim.probes.scoring import check_gates, paired_bootstrap_delta, score_categories, wilson_interval
+from slim.probes.scoring import paired_bootstrap_delta, score_categories, wilson_interval
 
 
 def res(id, cat, passed, leaks=0):
@@ -70,113 +68,6 @@ def test_score_categories():
 def test_duplicate_ids_rejected():
     with pytest.raises(SlimError, match="twice"):
         score_categories([res("a", "x/y", True)] * 2, [res("a", "x/y", True)])
-
-
-def scores(**retentions):
-    out = {}
-    for cat, (ret, leaks) in retentions.items():
-        out[cat.replace("__", "/")] = {
-            "n": 10, "parent_passed": 0 if ret is None else 8, "parent_score": 0.0 if ret is None else 0.8,
-            "child_score": 0.0 if ret is None else 0.8 * ret, "retention": ret,
-            "leaks_child": leaks, "leaks_child_ids": [f"id{i}" for i in range(leaks)],
-        }
-    return out
-
-
-def test_gates_pass():
-    sc = scores(behavioral__arithmetic=(0.95, 0), behavioral__format=(0.9, 0), safety__harmful=(None, 0))
-    failed, checked = check_gates(
-        sc, {"kld_mean": 0.02, "ppl_ratio": 1.03},
-        {"retention_floor": {"*": 0.85, "behavioral/arithmetic": 0.9}, "kld_max": 0.05,
-         "ppl_ratio_max": 1.1, "leaks_max": 0, "lm_eval_floor": None},
-    )
-    assert failed == []
-    assert any("behavioral/arithmetic" in c and "'behavioral/arithmetic'" in c for c in checked)
-    assert any("safety/harmful: skipped" in c for c in checked)
-    assert any(c.startswith("kld_max") for c in checked)
-    assert any(c.startswith("leaks_max: 0") for c in checked)
-
-
-def test_gates_fail_with_readable_reasons():
-    sc = scores(behavioral__arithmetic=(0.7, 0), behavioral__format=(0.9, 0), leakage__canary=(1.0, 3))
-    failed, checked = check_gates(
-        sc, {"kld_mean": 0.2, "ppl_ratio": 1.5},
-        {"retention_floor": {"behavioral/*": 0.8, "safety/benign": 0.9}, "kld_max": 0.1,
-         "ppl_ratio_max": 1.2, "leaks_max": 1},
-    )
-    text = "\n".join(failed)
-    assert "retention_floor behavioral/arithmetic: retention 0.700 < floor 0.8" in text
-    assert "behavioral/format" not in text
-    assert "retention_floor safety/benign: no probe results" in text
-    assert "kld_max: kld_mean 0.2 > limit 0.1" in text
-    assert "ppl_ratio_max: ppl_ratio 1.5 > limit 1.2" in text
-    assert "leaks_max: 3 child leak(s) > limit 1" in text and "id0" in text
-    assert len(failed) == 5
-    assert len(checked) >= len(failed)
-
-
-def test_gates_missing_inputs_and_lm_eval():
-    failed, checked = check_gates({}, None, {"kld_max": 0.1})
-    assert failed and "no kld_mean" in failed[0]
-    failed, checked = check_gates({}, {"kld_mean": math.nan}, {"kld_max": 0.1})
-    assert failed
-    failed, checked = check_gates({}, None, {"lm_eval_floor": 0.9})
-    assert failed == [] and "skipped" in checked[0]
-    failed, checked = check_gates(
-        {}, None, {"lm_eval_floor": 0.9},
-        lm_eval={"hellaswag": {"parent": 0.5, "child": 0.4}, "arc": {"parent": 0.4, "child": 0.39}},
-    )
-    assert len(failed) == 1 and failed[0].startswith("lm_eval_floor hellaswag: retention 0.800")
-    failed, _ = check_gates({}, None, {"lm_eval_floor": 0.9}, lm_eval={"hellaswag": {"retention": 0.8}, "arc": 0.975})
-    assert len(failed) == 1 and failed[0].startswith("lm_eval_floor hellaswag: retention 0.800")
-    failed, checked = check_gates({}, None, {"lm_eval_floor": 0.9}, lm_eval={"t": {"parent": 0.0, "child": 0.1}})
-    assert failed == [] and "undefined" in checked[0]
-
-
-def test_gates_accept_dataclass_and_reject_unknown():
-    from dataclasses import dataclass
-
-    @dataclass
-    class G:
-        retention_floor: dict | None = None
-        kld_max: float | None = None
-        ppl_ratio_max: float | None = None
-        leaks_max: int | None = None
-        lm_eval_floor: float | None = None
-
-    assert check_gates(scores(a__b=(0.5, 0)), None, G(retention_floor={"*": 0.6}))[0]
-    assert check_gates(scores(a__b=(0.5, 0)), None, {"retention_floor": 0.4}) == (
-        [], ["retention_floor a/b: retention 0.500 vs floor 0.4 (from '*'; parent 0.800, child 0.400, n=10)"])
-    assert check_gates({}, None, None) == ([], [])
-    with pytest.raises(SlimError, match="unknown probe gate"):
-        check_gates({}, None, {"kld_maxx": 1})
-    with pytest.raises(SlimError, match="must be a number"):
-        check_gates({}, None, {"retention_floor": {"*": "high"}})
-
-
-def test_leaks_delta_gate_is_child_minus_parent_and_names_new_leaks():
-    from slim.probes.scoring import evaluate_gates
-    cats = {"leakage/x": {"leaks_parent_ids": ["a", "b"], "leaks_child_ids": ["a", "c"],
-                          "retention": 1.0, "n": 3},
-            "leakage/y": {"leaks_parent_ids": [], "leaks_child_ids": ["d"], "retention": 1.0, "n": 3}}
-    res = evaluate_gates(cats, None, {"leaks_delta_max": 0, "leaks_max": 5})
-    by = {g["name"]: g for g in res}
-    assert by["leaks_delta_max"]["value"] == 1 and by["leaks_delta_max"]["passed"] is False
-    assert "new in child: c, d" in by["leaks_delta_max"]["detail"]
-    assert by["leaks_max"]["value"] == 3 and by["leaks_max"]["passed"] is True
-    swapped = {"leakage/x": {"leaks_parent_ids": ["a", "b"], "leaks_child_ids": ["a", "c"]}}
-    assert evaluate_gates(swapped, None, {"leaks_delta_max": 0})[0]["passed"] is True
-    assert set(by["leaks_max"]) == {"name", "category", "threshold", "value", "passed", "detail"}
-
-
-def test_gate_records_mark_skips_and_failures():
-    from slim.probes.scoring import evaluate_gates
-    cats = {"a/b": {"retention": None, "n": 4, "parent_passed": 0},
-            "a/c": {"retention": 0.5, "n": 4, "parent_score": 0.5, "child_score": 0.25}}
-    res = evaluate_gates(cats, {"kld_mean": 0.2}, {"retention_floor": {"*": 0.8}, "kld_max": 0.1})
-    got = {(g["name"], g["category"]): g["passed"] for g in res}
-    assert got == {("retention_floor", "a/b"): None, ("retention_floor", "a/c"): False,
-                   ("kld_max", None): False}
 
 
 def test_retention_interval_brackets_the_point_estimate():
