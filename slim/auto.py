@@ -1,24 +1,32 @@
-"""method=auto: choose the build for the tier instead of the hype.
+"""method=auto: choose the build for the tier on the precise evidence.
 
 1. candidates the tier runs natively (capability data, no tier names in code);
 2. estimated size + KV cache + overhead must fit usable memory with headroom;
-3. build and probe the fitting candidates in quality order (they share the cache);
-4. winner: the smallest build whose gates pass; among builds within ``size_tolerance``
-   of the smallest, the one with the highest behavioral retention (then lowest KLD).
+3. build and probe the fitting candidates (they share the cache); one that fails to build
+   is recorded with its error and the others go on;
+4. winner (:func:`choose`): a candidate with a failed gate is out; accepted candidates first,
+   inconclusive (or ungated) ones only when no accepted one fits; among them the lowest mean
+   KLD, then PPL ratio, never a lower-bit preset of a family over a higher-bit one of the same
+   family in the same tier (a KLD difference inside the noise must not trade bits away).
 The winner is re-published (fully cached) as ``<model>-auto-<hardware>`` with an ``auto``
-section listing every candidate, its size, fit and measured or skipped status.
+section listing every candidate, its size, fit, status and why it won or lost.
 """
 from __future__ import annotations
 
-from slim.report.gates import failed_gates
-from slim.report.headline import headline_retention
-
 import json
+import math
 import sys
 
 from omegaconf import OmegaConf, open_dict
 
 from slim.errors import SlimError
+from slim.report.gates import failed_gates, undecided_gates
+from slim.report.headline import headline_retention
+
+RULE = ("drop candidates that do not fit or failed a gate; accepted before inconclusive/ungated "
+        "(those only when no accepted candidate fits); lowest mean KLD, then PPL ratio; within "
+        "a method family the higher-bit preset over a lower-bit one of the same status")
+TIERS = (("accepted",), ("inconclusive", "ungated"))
 
 
 def member_cfg(cfg, name: str):
@@ -33,21 +41,48 @@ def member_cfg(cfg, name: str):
     return m
 
 
-def choose(rows: list[dict], tolerance: float) -> dict | None:
-    passed = [r for r in rows if r["status"] == "accepted"]
-    if not passed:
-        return None
-    smallest = min(r["bytes"] for r in passed)
-    close = [r for r in passed if r["bytes"] <= smallest * (1 + tolerance)]
-    return max(close, key=lambda r: ((r["retention"] if r["retention"] is not None else -1),
-                                     -(r["kld_mean"] if r["kld_mean"] is not None else 1e9),
-                                     -r["bytes"]))
+def _num(v) -> float:
+    return v if isinstance(v, (int, float)) and not isinstance(v, bool) and not math.isnan(v) \
+        else math.inf
+
+
+def choose(rows: list[dict]) -> tuple[dict | None, str]:
+    """(winner, why) among built candidate rows ``{method, family, status, fits, bytes,
+    kld_mean, ppl_ratio}``; (None, why) when none qualifies."""
+    fitting = [r for r in rows if r.get("fits") and r.get("status") not in (None, "build failed")]
+    for tier in TIERS:
+        pool = [r for r in fitting if r["status"] in tier]
+        if not pool:
+            continue
+        best = min(pool, key=lambda r: (_num(r.get("kld_mean")), _num(r.get("ppl_ratio")),
+                                        -(r.get("bytes") or 0)))
+        why = (f"{best['method']} has the lowest mean KLD ({_fmt(best.get('kld_mean'))}, PPL ratio "
+               f"{_fmt(best.get('ppl_ratio'))}) of the {len(pool)} {'/'.join(tier)} candidate(s) "
+               f"that fit")
+        bigger = [r for r in pool if r.get("family") == best.get("family")
+                  and (r.get("bytes") or 0) > (best.get("bytes") or 0)]
+        if bigger:
+            top = max(bigger, key=lambda r: r.get("bytes") or 0)
+            why = (f"{top['method']} is the highest-bit {top.get('family')} preset that fits with "
+                   f"status {top['status']}: preferred over {best['method']} (KLD "
+                   f"{_fmt(best.get('kld_mean'))} vs {_fmt(top.get('kld_mean'))}), a lower-bit "
+                   f"preset of the same family")
+            best = top
+        if tier != TIERS[0]:
+            why += (f"; NO accepted candidate fits, so this {best['status']} build wins: its gates "
+                    f"did not prove its quality")
+        return best, why
+    return None, "no candidate that fits was accepted or inconclusive"
+
+
+def _fmt(v) -> str:
+    return "–" if _num(v) == math.inf else f"{v:.4g}"
 
 
 def run_auto(cfg):
     from slim.build import default_build_name, run_build
-    from slim.planview import candidate_rows
     from slim.config.validate import all_methods
+    from slim.planview import candidate_rows
 
     me = cfg.method
     methods = all_methods()
@@ -55,7 +90,8 @@ def run_auto(cfg):
     rows, fitting = [], []
     for name in me.candidates:
         e = est[name]
-        row = {"method": name, "estimated_bytes": e.get("bytes"), "status": "skipped"}
+        row = {"method": name, "family": methods[name].get("family"),
+               "estimated_bytes": e.get("bytes"), "status": None}
         if "error" in e:
             row["reason"] = e["error"]
         elif not e["runs_natively"]:
@@ -74,39 +110,37 @@ def run_auto(cfg):
     print(f"method=auto on {cfg.hardware.name}: building {', '.join(to_build)} "
           f"(skipped: {', '.join(r['method'] for r in rows if r['method'] not in fitting) or 'none'})",
           file=sys.stderr)
-    reports = {}
     for name in to_build:
-        out = run_build(member_cfg(cfg, name), quiet=True)
-        rep = json.loads((out / "report.json").read_text())
-        reports[name] = rep
         row = next(r for r in rows if r["method"] == name)
+        try:
+            out = run_build(member_cfg(cfg, name), quiet=True)
+            rep = json.loads((out / "report.json").read_text())
+        except Exception as e:  # one candidate's failure must not abort the others
+            row.update({"status": "build failed", "reason": f"{type(e).__name__}: "
+                                                            f"{str(e).splitlines()[0][:300]}"})
+            print(f"  {name:10} build failed: {row['reason']}", file=sys.stderr)
+            continue
         fid = (rep.get("metrics") or {}).get("fidelity") or {}
         row.update({"status": rep["status"], "bytes": rep["artifact"]["bytes"],
                     "bpw": rep["artifact"].get("bpw"), "fits": (rep.get("fit") or {}).get("fits"),
                     "retention": headline_retention(rep), "kld_mean": fid.get("kld_mean"),
-                    "failed_gates": failed_gates(rep), "build": rep["build"],
+                    "ppl_ratio": fid.get("ppl_ratio"), "failed_gates": failed_gates(rep),
+                    "undecided_gates": undecided_gates(rep), "build": rep["build"],
                     "reason": "built and probed"})
-        print(f"  {name:10} {row['bytes'] / 1e6:8.1f} MB  retention "
-              f"{row['retention'] if row['retention'] is None else round(row['retention'], 3)}  "
-              f"KLD {row['kld_mean']}  {row['status']}", file=sys.stderr)
+        print(f"  {name:10} {row['bytes'] / 1e6:8.1f} MB  KLD {_fmt(row['kld_mean'])}  "
+              f"PPL ratio {_fmt(row['ppl_ratio'])}  {row['status']}", file=sys.stderr)
     for r in rows:
         if r["method"] in fitting and r["method"] not in to_build:
             r["reason"] = f"not built (method.max_builds={me.max_builds})"
-    built = [r for r in rows if r["method"] in reports]
-    winner = choose([r for r in built if r.get("fits")], me.size_tolerance)
+    winner, why = choose(rows)
     if winner is None:
-        raise SlimError("method=auto: no candidate passed the gates of probes="
-                        f"{cfg.probes.name}: " + "; ".join(
-                            f"{r['method']}: {', '.join(r['failed_gates']) or 'does not fit'}"
-                            for r in built))
-    why = (f"{winner['method']} is the smallest build whose gates pass"
-           if winner["bytes"] == min(r["bytes"] for r in built if r["status"] == "accepted")
-           else f"{winner['method']} is within {me.size_tolerance:.0%} of the smallest passing "
-                f"build and has higher retention")
-    auto = {"auto": {"winner": winner["method"], "why": why, "candidates": rows,
-                     "rule": "smallest accepted build that fits; within size_tolerance prefer "
-                             "higher behavioral retention, then lower KLD",
-                     "headroom": me.headroom, "size_tolerance": me.size_tolerance}}
+        raise SlimError(f"method=auto: no candidate that fits {cfg.hardware.name} passed or was "
+                        f"undecided by the gates of probes={cfg.probes.name}: " + "; ".join(
+                            f"{r['method']}: {r.get('status') or 'not built'} "
+                            f"({'; '.join(r.get('failed_gates') or []) or r.get('reason')})"
+                            for r in rows))
+    auto = {"auto": {"winner": winner["method"], "winner_status": winner["status"], "why": why,
+                     "candidates": rows, "rule": RULE, "headroom": me.headroom}}
     final_cfg = member_cfg(cfg, winner["method"])
     with open_dict(final_cfg):
         final_cfg.build_name = cfg.build_name or default_build_name(cfg, "auto")

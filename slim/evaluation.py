@@ -29,6 +29,16 @@ def host_id() -> dict:
     return {"node": platform.node(), "cpu": cpu, "cores": os.cpu_count()}
 
 
+def probe_categories(pr) -> list[str]:
+    """Category patterns a build probes: ``probes.categories`` (over the shipped data and the
+    user's) plus every category of the user's own files (``probes.data``), which always run."""
+    cats = list(pr.categories)
+    if pr.data:
+        from slim.probes.suite import available_categories
+        cats += [c for c in available_categories(resolve(pr.data)) if c not in cats]
+    return cats
+
+
 def plan_evaluation(planner, plan) -> None:
     cfg = planner.cfg
     pr = cfg.probes
@@ -75,28 +85,42 @@ def plan_evaluation(planner, plan) -> None:
                 deps={"reference": tref, "model": parent_same.step},
                 desc="F16 GGUF in llama.cpp vs HF parent in torch"))
 
-    if pr.categories:
-        probe_params = {"categories": list(pr.categories), "max_items": pr.max_items_per_category,
+    categories = probe_categories(pr)
+    if categories:
+        dirs = {"data00": str(resolve("data/probes"))}
+        if pr.data:
+            dirs["data01"] = str(resolve(pr.data))
+        suite = planner.add(Step(
+            "probe_suite", "probe_suite",
+            {"categories": categories, "max_items": pr.max_items_per_category,
+             "origins": {k: "shipped" if k == "data00" else "user" for k in dirs}},
+            files=dirs, desc="probe items: shipped data" + (f" + {pr.data}" if pr.data else "")))
+        plan.evals["probe_suite"] = suite
+        probe_params = {"categories": categories, "max_items": pr.max_items_per_category,
                         "max_tokens": pr.max_tokens, "runtime": runtime}
         for role, art in models.items():
             plan.evals[f"probes_{role}"] = planner.add(Step(
                 f"probes:{role}", "probe_run", {**probe_params, "model_file": art.file},
-                deps={"model": art.step}, files={"probe_data": str(resolve("data/probes"))},
-                desc=f"behavioral/safety/leakage probes on the {role} ({runtime})"))
+                deps={"model": art.step, "probe_data": suite},
+                desc=f"probes on the {role} ({runtime})"))
 
     if pr.lm_eval_tasks:
-        files, names = {}, []
+        files, names, task_files = {}, [], {}
         for i, t in enumerate(pr.lm_eval_tasks):
             if t.endswith((".yaml", ".yml")) or os.sep in t:
-                # the task's folder, so its data files are part of the cache key
+                # the task's folder, so its data files are part of the cache key; the file
+                # itself is named, so only that task runs (not every YAML beside it)
                 p = resolve(t)
                 files[f"task{i:02d}"] = str(p.parent if p.is_file() else p)
+                if p.is_file():
+                    task_files[f"task{i:02d}"] = p.name
             else:
                 names.append(t)
         for role, art in models.items():
             plan.evals[f"lm_eval_{role}"] = planner.add(Step(
                 f"lm_eval:{role}", "lm_eval",
-                {"tasks": names, "limit": pr.lm_eval_limit, "model_file": art.file},
+                {"tasks": names, "limit": pr.lm_eval_limit, "model_file": art.file,
+                 "task_files": task_files},
                 deps={"model": art.step}, files=files, desc=f"lm-eval on the {role}"))
 
     plan.evals["speed"] = planner.add(Step(

@@ -705,7 +705,8 @@ def main(argv: list[str] | None = None) -> int:
     elif a.cmd == "summarise-targets":
         dirs = [Path(a.builds) / n for n in targets(a.group, a.params)]
         summ = summarise(dirs, a.out, title=a.title or f"{a.group} targets")
-        bad = [r["member"] for r in summ["members"] if r["status"] not in ("accepted", "rejected")]
+        bad = [r["member"] for r in summ["members"]
+               if r["status"] not in ("accepted", "rejected", "inconclusive", "ungated")]
         print(f"{a.out}/summary.md: {len(dirs)} targets" + (f"; missing: {', '.join(bad)}" if bad else ""))
         if bad:
             return 1

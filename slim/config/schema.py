@@ -50,8 +50,6 @@ class MethodConfig:
     headroom: float = 0.10
     #: method=auto only: build at most this many fitting candidates (None: all)
     max_builds: Optional[int] = None
-    #: method=auto only: sizes within this fraction count as "close": prefer higher retention
-    size_tolerance: float = 0.10
 
 
 @dataclass
@@ -91,6 +89,9 @@ class GatesConfig:
     leaks_max: Optional[int] = None
     leaks_delta_max: Optional[int] = None
     lm_eval_floor: Optional[float] = None
+    #: one-sided confidence of the bound each gate is decided on (pass: the bound clears the
+    #: threshold; fail: the whole interval is on the wrong side; else inconclusive)
+    confidence: float = 0.95
 
 
 @dataclass
@@ -103,6 +104,9 @@ class ProbesConfig:
     max_tokens: int = 64
     lm_eval_tasks: list[str] = field(default_factory=list)
     lm_eval_limit: Optional[int] = None
+    #: a directory of the user's own probe files (JSONL, the shipped schema): every category
+    #: in them runs beside ``categories`` (set ``categories=[]`` to run only the user's)
+    data: Optional[str] = None
     gates: GatesConfig = field(default_factory=GatesConfig)
 
 

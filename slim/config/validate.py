@@ -218,24 +218,45 @@ def _probes(cfg) -> list:
             errs.append(("probes.fidelity.corpus", f"file not found: {f.corpus}"))
     if p.max_tokens < 1:
         errs.append(("probes.max_tokens", "must be ≥ 1"))
-    if p.categories:
-        try:
-            from slim.probes.suite import available_categories
-            have = available_categories()
-            from fnmatch import fnmatch
-            for i, pat in enumerate(p.categories):
-                if not any(fnmatch(c, pat) for c in have):
-                    errs.append((f"probes.categories[{i}]",
-                                 f"{pat!r} matches no category; available: {', '.join(have)}"))
-        except ImportError:
-            errs.append(("probes.categories", "probe suites are not available in this install"))
+    errs += _probe_data(p)
     for i, t in enumerate(p.lm_eval_tasks):
         if (t.endswith((".yaml", ".yml")) or "/" in t) and not resolve(t).exists():
             errs.append((f"probes.lm_eval_tasks[{i}]", f"task file not found: {t}"))
-    from slim.probes.scoring import GATES
-    for k in sorted(set(p.gates or {}) - set(GATES)):
-        errs.append((f"probes.gates.{k}", f"unknown gate; known: {', '.join(GATES)}"))
+    from slim.probes.gates import GATES, SETTINGS, confidence_problem
+    for k in sorted(set(p.gates or {}) - set(GATES) - set(SETTINGS)):
+        errs.append((f"probes.gates.{k}", f"unknown gate; known: {', '.join(GATES + SETTINGS)}"))
+    why = confidence_problem((p.gates or {}).get("confidence", 0.95))
+    if why:
+        errs.append(("probes.gates.confidence", why))
+    elif not errs:
+        from slim.probes.gates import evaluate_gates
+        try:  # gate values (floors, caps) are read the way the report will read them
+            evaluate_gates({}, {}, OmegaConf.to_container(p.gates, resolve=True))
+        except SlimError as e:
+            errs.append(("probes.gates", str(e)))
     return errs
+
+
+def _probe_data(p) -> list:
+    """Every probe file (shipped, and the user's ``probes.data``) parses and validates, and
+    every category pattern matches something; one error per problem, naming file:line."""
+    from fnmatch import fnmatch
+
+    from slim.probes.suite import ProbeDataError, available_categories, default_data_dir
+    dirs = [default_data_dir()]
+    if p.data:
+        d = resolve(p.data)
+        if not d.is_dir():
+            return [("probes.data", f"not a directory: {p.data} (a folder of *.jsonl probe files)")]
+        dirs.append(d)
+    if not (p.categories or p.data):
+        return []
+    try:
+        have = available_categories(dirs)
+    except ProbeDataError as e:
+        return [("probes.data" if p.data else "probes.categories", str(e))]
+    return [(f"probes.categories[{i}]", f"{pat!r} matches no category; available: {', '.join(have)}")
+            for i, pat in enumerate(p.categories) if not any(fnmatch(c, pat) for c in have)]
 
 
 def method_names() -> list[str]:

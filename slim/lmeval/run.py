@@ -247,6 +247,9 @@ def run_lm_eval(artifact_path: str, tasks: list[str], limit: int | None,
         "tasks": names, "task_versions": {k: _clean(v) for k, v in (res.get("versions") or {}).items()},
         "n_shot": {k: _clean(v) for k, v in (res.get("n-shot") or {}).items()},
         "seed": seed, "threads": threads,
+        # the harness's own direction per metric (perplexity, bits_per_byte ...: lower is better)
+        "higher_is_better": {t: {m: bool(v) for m, v in (d or {}).items() if isinstance(v, bool)}
+                             for t, d in (res.get("higher_is_better") or {}).items()},
         **({"dtype": dtype} if kind == "transformers" else {"n_ctx": n_ctx}),
     }
     if log_samples and res.get("samples"):

@@ -1,4 +1,5 @@
-"""Load, validate and run the probe suites shipped under ``data/probes/*.jsonl``.
+"""Load, validate and run probe suites: the shipped ``data/probes/*.jsonl`` and a user's own
+directory of JSONL files in the same schema (``probes.data=<dir>``).
 
 Each line of a probe file is one item::
 
@@ -7,10 +8,12 @@ Each line of a probe file is one item::
      "messages": [{"role": "user", "content": "What is the capital of France?"}],
      "check": {"type": "contains_any", "answers": ["Paris"]}}
 
-Optional keys: ``notes`` (free text, ignored).  Categories are
+Optional keys: ``notes`` (free text, ignored), ``level`` (difficulty, a positive
+integer; generated families use 1-3; reports and gates ignore it).  Categories are
 ``<family>/<name>``; the family is usually the file's stem.  Every file in the
-directory is validated whenever any item is loaded, so a broken shipped file
-is reported at once, with its file and line.
+directory is validated whenever any item is loaded, so a broken file is
+reported at once, with its file, line and the field at fault. Several
+directories load as one suite (ids unique across all of them).
 """
 from __future__ import annotations
 
@@ -27,7 +30,7 @@ ChatFn = Callable[[list[dict], int], str]
 
 _ROLES = ("system", "user", "assistant")
 _REQUIRED = ("id", "category", "messages", "check")
-_OPTIONAL = ("notes",)
+_OPTIONAL = ("notes", "level")
 
 
 def default_data_dir() -> Path:
@@ -50,6 +53,9 @@ def _validate_item(item: object) -> str | None:
     unknown = sorted(set(item) - set(_REQUIRED) - set(_OPTIONAL))
     if unknown:
         return f"unknown key(s) {unknown} (allowed: {list(_REQUIRED + _OPTIONAL)})"
+    lvl = item.get("level")
+    if lvl is not None and (not isinstance(lvl, int) or isinstance(lvl, bool) or lvl < 1):
+        return f"'level' must be a positive integer (difficulty), got {lvl!r}"
     if not isinstance(item["id"], str) or not item["id"].strip():
         return "'id' must be a non-empty string"
     cat = item["category"]
@@ -98,35 +104,51 @@ def _read_file(path: Path) -> list[tuple[int, dict]]:
     return items
 
 
-def _load_all(data_dir: str | Path | None) -> list[dict]:
-    """All items of every ``*.jsonl`` file in *data_dir*, validated, in file then line order."""
-    d = Path(data_dir) if data_dir is not None else default_data_dir()
+def _dirs(data_dir) -> list[Path]:
+    if data_dir is None:
+        return [default_data_dir()]
+    if isinstance(data_dir, (str, Path)):
+        return [Path(data_dir)]
+    return [Path(d) for d in data_dir]
+
+
+def probe_files(data_dir: str | Path) -> list[Path]:
+    """The ``*.jsonl`` files of one probe data directory, sorted; an error when there are none."""
+    d = Path(data_dir)
     if not d.is_dir():
         raise ProbeDataError(f"probe data directory {d} does not exist")
     files = sorted(d.glob("*.jsonl"))
     if not files:
         raise ProbeDataError(f"no probe files (*.jsonl) in {d}")
+    return files
+
+
+def _load_all(data_dir) -> list[dict]:
+    """All items of every ``*.jsonl`` file in *data_dir* (one directory or several, in order),
+    validated, in directory, file, then line order. Ids must be unique across all of them."""
     seen: dict[str, str] = {}
     out: list[dict] = []
-    for path in files:
-        for lineno, item in _read_file(path):
-            where = f"{path}:{lineno}"
-            if item["id"] in seen:
-                raise ProbeDataError(f"{where}: duplicate id {item['id']!r} (first at {seen[item['id']]})")
-            seen[item["id"]] = where
-            out.append(item)
+    for d in _dirs(data_dir):
+        for path in probe_files(d):
+            for lineno, item in _read_file(path):
+                where = f"{path}:{lineno}"
+                if item["id"] in seen:
+                    raise ProbeDataError(f"{where}: duplicate id {item['id']!r} "
+                                         f"(first at {seen[item['id']]})")
+                seen[item["id"]] = where
+                out.append(item)
     return out
 
 
-def available_categories(data_dir: str | Path | None = None) -> list[str]:
-    """Sorted category names present in the probe files."""
+def available_categories(data_dir=None) -> list[str]:
+    """Sorted category names present in the probe files of one directory or several."""
     return sorted({it["category"] for it in _load_all(data_dir)})
 
 
 def load_items(
     categories: Iterable[str],
     max_per_category: int | None = None,
-    data_dir: str | Path | None = None,
+    data_dir=None,
 ) -> list[dict]:
     """Validated items whose category matches any of *categories* (fnmatch globs: "behavioral/*", "*").
 

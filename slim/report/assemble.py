@@ -119,22 +119,47 @@ def artifact_section(plan, resolved, staging: Path) -> dict:
     return sec
 
 
+def gate_confidence(cfg) -> float:
+    from slim.probes.gates import DEFAULT_CONFIDENCE
+    c = cfg.probes.gates.get("confidence") if cfg.probes.gates is not None else None
+    return DEFAULT_CONFIDENCE if c is None else float(c)
+
+
 def probes_section(cfg, plan, resolved) -> dict | None:
     par = _load(resolved, plan.evals.get("probes_parent"), "probes.json")
     chi = _load(resolved, plan.evals.get("probes_child"), "probes.json")
     if not (par and chi):
         return None
     from slim.probes.scoring import score_categories
-    cats = score_categories(par["results"], chi["results"])
+    conf = gate_confidence(cfg)
+    cats = score_categories(par["results"], chi["results"], confidence=conf)
     pii_hits = sum(len(r.get("leaks") or []) for r in chi["results"])
     leak_items = sorted({r["id"] for r in chi["results"] if r.get("leaks") or
                          (r["category"].startswith("leakage/") and not r["passed"])})
+    sources = _load(resolved, plan.evals.get("probe_suite"), "sources.json")
     return {"categories": cats, "leaks_child": len(leak_items), "leak_items_child": leak_items,
-            "pii_hits_child": pii_hits,
+            "pii_hits_child": pii_hits, "sources": sources,
             "how": {"runtime": chi["runtime"], "decoding": "greedy", "max_tokens": chi["max_tokens"],
-                    "items": "data/probes/*.jsonl (ids listed per category)",
-                    "interval": "95% Wilson per score (parent_ci, child_ci); seeded paired bootstrap over "
-                                "items for delta_ci and for the retention (ci_low, ci_high)"}}
+                    "items": _items_origin(cfg, sources),
+                    "interval": f"95% Wilson per score (parent_ci, child_ci); seeded paired bootstrap "
+                                f"over items for delta_ci; retention (ci_low, ci_high): exact "
+                                f"conditional interval from the flipped items, each end a one-sided "
+                                f"{conf:g} bound (the interval the gates decide on)"}}
+
+
+def _items_origin(cfg, sources: dict | None) -> str:
+    """Where the probe items came from, in words, for the report's ``how``."""
+    if not sources:
+        return "data/probes/*.jsonl (ids listed per category)"
+    parts = []
+    for src in sources.get("sources") or []:
+        taken = sum(f["selected"] for f in src["files"])
+        where = "data/probes (shipped)" if src["origin"] == "shipped" else \
+            f"{cfg.probes.data or src['dir']} (the user's own, probes.data)"
+        parts.append(f"{taken} item(s) from {where}: "
+                     + ", ".join(f"{f['file']} sha256:{f['sha256'][:12]}" for f in src["files"]
+                                 if f["selected"]))
+    return "; ".join(parts) + " (ids listed per category)"
 
 
 def fit_section(cfg, plan, resolved, artifact) -> tuple[dict | None, dict | None]:
@@ -153,24 +178,41 @@ def fit_section(cfg, plan, resolved, artifact) -> tuple[dict | None, dict | None
 
 
 def gates_section(cfg, metrics) -> list[dict]:
-    """One record per gate check: {name, category, threshold, value, passed, detail}."""
-    from slim.probes.scoring import evaluate_gates
+    """One record per gate check (see :func:`slim.probes.gates.evaluate_gates`)."""
+    from slim.probes.gates import evaluate_gates
     gates = OmegaConf.to_container(cfg.probes.gates, resolve=True)
     cats = (metrics.get("probes") or {}).get("categories") or {}
-    return evaluate_gates(cats, metrics.get("fidelity"), gates,
-                          metrics.get("lm_eval"))
+    return evaluate_gates(cats, metrics.get("fidelity"), gates, metrics.get("lm_eval"))
 
 
-def lm_eval_section(plan, resolved) -> tuple[dict, dict] | None:
-    """(``{"<task>/<metric>": {parent, child, delta, retention, ci_low, ci_high, n, flips}}``,
-    the child run's provenance: lm-eval version, runtime, limit, seed).
-    Per-document results (lm-eval's logged samples) are paired by doc id, so the interval is
-    a paired bootstrap of the retention and flips name the documents, as for probes."""
+#: lm-eval metrics that are lower-is-better, for results that predate the harness's own map
+LOWER_IS_BETTER = {"perplexity", "word_perplexity", "byte_perplexity", "bits_per_byte",
+                   "brier_score"}
+
+
+def _higher_is_better(meta: dict, task: str, metric: str) -> bool:
+    d = (meta.get("higher_is_better") or {}).get(task) or {}
+    base = metric.split(",", 1)[0]
+    for k in (metric, base):
+        if isinstance(d.get(k), bool):
+            return d[k]
+    return base not in LOWER_IS_BETTER
+
+
+def lm_eval_section(plan, resolved, confidence: float = 0.95) -> tuple[dict, dict] | None:
+    """(``{"<task>/<metric>": {parent, child, delta, higher_is_better, retention, ci_low,
+    ci_high, n, parent_passed, flips, parent_stderr, child_stderr}}``, the child run's
+    provenance). Retention is child/parent, or parent/child where the harness says lower is
+    better (perplexity, bits_per_byte ...), so below 1 is always a loss. Per-document 0/1
+    results are paired by doc id: flips name the documents and the interval is the exact
+    conditional one the gates use."""
     par = _load(resolved, plan.evals.get("lm_eval_parent"), "lm_eval.json")
     chi = _load(resolved, plan.evals.get("lm_eval_child"), "lm_eval.json")
     if not (par and chi):
         return None
-    from slim.probes.scoring import flips, paired_bootstrap_retention
+    from slim.probes.intervals import flip_retention_interval
+    from slim.probes.scoring import flips
+    meta = chi.get("_meta") or {}
     out = {}
     for task, res in chi.items():
         if task.startswith("_"):
@@ -182,20 +224,28 @@ def lm_eval_section(plan, resolved) -> tuple[dict, dict] | None:
             if metric.endswith("_stderr") or not isinstance(v, (int, float)):
                 continue
             pv = par.get(task, {}).get(metric)
+            higher = _higher_is_better(meta, task, metric)
+            if higher:
+                ret = (v / pv) if pv else None
+            else:
+                ret = (pv / v) if (pv is not None and v) else None
             e = {"parent": pv, "child": v, "delta": (v - pv) if pv is not None else None,
-                 "retention": (v / pv) if pv else None, "ci_low": None, "ci_high": None,
+                 "higher_is_better": higher, "retention": ret, "ci_low": None, "ci_high": None,
                  "n": len(ids) or None, "flips": None,
                  "parent_stderr": par.get(task, {}).get(f"{metric}_stderr"),
                  "child_stderr": res.get(f"{metric}_stderr")}
             pair = [(ps[d].get(metric), cs[d].get(metric)) for d in ids]
             if pair and all(isinstance(x, (int, float)) and x in (0, 1) for pp in pair for x in pp):
                 pb, cb = [bool(x) for x, _ in pair], [bool(y) for _, y in pair]
-                ci = paired_bootstrap_retention(pb, cb) if e["retention"] is not None else None
+                e["flips"] = flips(ids, pb, cb)
+                e["parent_passed"] = sum(pb)
+                nf, np_ = len(e["flips"]["to_fail"]), len(e["flips"]["to_pass"])
+                ci = (flip_retention_interval(sum(pb), nf, len(pb) - sum(pb), np_, confidence)
+                      if higher else None)
                 if ci:
                     e["ci_low"], e["ci_high"] = round(ci[0], 4), round(ci[1], 4)
-                e["flips"] = flips(ids, pb, cb)
             out[f"{task}/{metric}"] = e
-    return out, chi.get("_meta") or {}
+    return out, meta
 
 
 def assemble_report(cfg, plan, resolved, staging: Path, seconds: float) -> dict:
@@ -214,7 +264,7 @@ def assemble_report(cfg, plan, resolved, staging: Path, seconds: float) -> dict:
     pr = probes_section(cfg, plan, resolved)
     if pr:
         metrics["probes"] = pr
-    le = lm_eval_section(plan, resolved)
+    le = lm_eval_section(plan, resolved, gate_confidence(cfg))
     if le:
         metrics["lm_eval"], metrics["lm_eval_how"] = le
     from slim.report.compare import distillation_section, lowrank_section
@@ -227,13 +277,19 @@ def assemble_report(cfg, plan, resolved, staging: Path, seconds: float) -> dict:
     fit, est = fit_section(cfg, plan, resolved, artifact)
     speed = _load(resolved, plan.evals.get("speed"), "speed.json")
     gates = gates_section(cfg, metrics)
+    from slim.probes.gates import HOW as GATES_HOW
+    from slim.probes.gates import build_status
     cal = _load(resolved, plan.calibration, "calibration.json")
     report = {
         "schema": SCHEMA,
         "build": None,
-        "status": "rejected" if any(g["passed"] is False for g in gates) else "accepted",
+        "status": build_status(gates),
         "gates": gates,
         "gates_config": OmegaConf.to_container(cfg.probes.gates, resolve=True),
+        "gates_how": {**GATES_HOW, "confidence": gate_confidence(cfg),
+                      "statuses": "accepted: every gate passes; rejected: any gate fails; "
+                                  "inconclusive: none fails, at least one is inconclusive or "
+                                  "unverified; ungated: the probe suite has no gates"},
         "target": {"model": cfg.model.name, "method": cfg.method.name,
                    "hardware": cfg.hardware.name, "probes": cfg.probes.name,
                    "calibration": cfg.calibration.name},

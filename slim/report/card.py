@@ -5,7 +5,7 @@ subjects like the artifact itself.
 """
 from __future__ import annotations
 
-from slim.report.gates import checked_gates, failed_gates
+from slim.report.gates import checked_gates, failed_gates, status_line, undecided_gates
 from slim.report.headline import HEADLINE_LABEL, headline_retention
 
 import json
@@ -99,6 +99,13 @@ def render_model_card(report: dict, key_id: str | None = None, build_path: str |
     if failed:
         L.append(f"> Rejected: failed gate(s): {', '.join(f'`{g}`' for g in failed)}.")
         L.append("")
+    elif status == "inconclusive":
+        L.append(f"> Inconclusive: no gate failed, but these were not decided: "
+                 f"{', '.join(f'`{g}`' for g in undecided_gates(report))}.")
+        L.append("")
+    elif status == "ungated":
+        L.append("> Ungated: the probe suite has no gates, so nothing judged this build.")
+        L.append("")
 
     L += ["## Lineage", "",
           f"- parent: `{parent.get('id')}`" + (f" ({parent['hf_repo']})" if parent.get("hf_repo") else ""),
@@ -143,8 +150,7 @@ def render_model_card(report: dict, key_id: str | None = None, build_path: str |
             L += ["", f"Canary leaks in this build's outputs: {leaks}."]
         L.append("")
 
-    L += ["## Status", "", f"**{status}**" + (
-        f" — failed gates: {', '.join(f'`{g}`' for g in failed)}" if failed else " — all gates passed"), ""]
+    L += ["## Status", "", f"**{status_line(report)}**", ""]
     checked = checked_gates(report)
     if checked:
         L += ["Gates checked: " + ", ".join(f"`{g}`" for g in checked), ""]

@@ -1,7 +1,7 @@
 """report.json -> report.md: the human view, with how every number was measured."""
 from __future__ import annotations
 
-from slim.report.gates import failed_gates
+from slim.report.gates import gate_outcome, status_line
 
 
 def _mb(b):
@@ -15,8 +15,7 @@ def _f(v, fmt="{:.4f}"):
 def render_markdown(r: dict, plot: str | None = None) -> str:
     t, a, m = r["target"], r["artifact"], r.get("metrics", {})
     out = [f"# {r['build']}", "",
-           f"**Status: {r['status']}**" + (f" — failed gates: {'; '.join(failed_gates(r))}"
-                                            if failed_gates(r) else ""), "",
+           f"**Status: {status_line(r)}**", "",
            f"Model `{t['model']}` · method `{t['method']}` · hardware `{t['hardware']}` · "
            f"probes `{t['probes']}`", "",
            "## Parent", "",
@@ -51,8 +50,11 @@ def render_markdown(r: dict, plot: str | None = None) -> str:
                     f"PPL ratio {_f(nf['ppl_ratio'])}."]
     pr = m.get("probes")
     if pr:
+        conf = (r.get("gates_how") or {}).get("confidence", 0.95)
         out += ["", "## Probes (parent → child, same prompts, greedy)", "",
-                "| category | n | parent | child | delta | retention | retention 95% CI | flipped ✗ / ✓ |",
+                f"Items: {pr['how'].get('items')}.", "",
+                f"| category | n | parent | child | delta | retention | retention bounds ({conf:.0%} each) "
+                "| flipped ✗ / ✓ |",
                 "|---|---|---|---|---|---|---|---|"]
         for cat, s in sorted(pr["categories"].items()):
             ci = [s["ci_low"], s["ci_high"]] if s.get("ci_low") is not None else []
@@ -63,7 +65,7 @@ def render_markdown(r: dict, plot: str | None = None) -> str:
                        f"{len(s.get('flipped_to_fail', []))} / {len(s.get('flipped_to_pass', []))} |")
         out.append("")
         out.append("Scores are pass rates of the programmatic checkers; retention = child/parent "
-                   "with a 95% paired-bootstrap interval (items resampled in pairs, seeded); "
+                   "with exact bounds from the flipped items (the interval the gates decide on); "
                    f"decoding: {pr['how']['decoding']}, at most {pr['how']['max_tokens']} new tokens, "
                    f"runtime {pr['how']['runtime']}.")
         if plot:
@@ -75,18 +77,33 @@ def render_markdown(r: dict, plot: str | None = None) -> str:
                 + (f" ({', '.join(parent_leaks[:10])})" if parent_leaks else "") + "."]
     gates = r.get("gates")
     if isinstance(gates, list) and gates:
-        out += ["", "## Gates", "", "| gate | category | threshold | value | result |", "|---|---|---|---|---|"]
+        how = r.get("gates_how") or {}
+        out += ["", "## Gates", "",
+                f"Each gate is decided by its interval at confidence {how.get('confidence', 0.95):g}: "
+                f"{how.get('rule', 'pass when the bound clears the threshold')}.", "",
+                "| gate | category | threshold | value | interval | bound | result | to decide |",
+                "|---|---|---|---|---|---|---|---|"]
         for g in gates:
-            res = {True: "pass", False: "**FAIL**", None: "skipped"}[g["passed"]]
-            out.append(f"| {g['name']} | {g.get('category') or '–'} | {_f(g['threshold'], '{:g}')} | "
-                       f"{_f(g['value'], '{:.4g}')} | {res} |")
+            o = gate_outcome(g)
+            res = {"fail": "**FAIL**", "inconclusive": "*inconclusive*"}.get(o, o)
+            iv = g.get("interval")
+            ivs = f"{iv[0]:.4g} – {iv[1]:.4g}" if iv else "–"
+            need = (f"~{g['items_to_decide']} {g.get('unit', 'items')}" if g.get("items_to_decide")
+                    else "–")
+            sym = {"min": "≥ ", "max": "≤ "}.get(g.get("direction"), "")
+            out.append(f"| {g['name']} | {g.get('category') or '–'} | {sym}{_f(g['threshold'], '{:g}')} | "
+                       f"{_f(g['value'], '{:.4g}')} | {ivs} | {_f(g.get('bound'), '{:.4g}')} | {res} | "
+                       f"{need} |")
+        notes = [g["detail"] for g in gates if gate_outcome(g) != "pass"]
+        if notes:
+            out += [""] + [f"- {d}" for d in notes]
     le = m.get("lm_eval")
     if le:
         how = m.get("lm_eval_how") or {}
         out += ["", "## lm-eval", "",
                 f"lm-eval {how.get('lm_eval_version', '?')} harness, {how.get('model_kind', '?')} runtime, "
                 f"limit {how.get('limit')}, seed {how.get('seed')}; documents paired by id.", "",
-                "| task/metric | n | parent | child | delta | retention | retention 95% CI | flipped ✗ / ✓ |",
+                "| task/metric | n | parent | child | delta | retention | retention bounds | flipped ✗ / ✓ |",
                 "|---|---|---|---|---|---|---|---|"]
         for k, v in le.items():
             fl = v.get("flips") or {}
@@ -127,15 +144,16 @@ def render_auto(r: dict) -> list[str]:
     if not a:
         return []
     out = ["", "## method=auto: candidates", "",
-           f"Winner: **{a['winner']}** — {a['why']}. Rule: {a['rule']} "
-           f"(size tolerance {a['size_tolerance']:.0%}, fit headroom {a['headroom']:.0%}).", "",
-           "| candidate | size | est. size | bpw | fits | behavioral retention | KLD | status | why |",
-           "|---|---|---|---|---|---|---|---|---|"]
+           f"Winner: **{a['winner']}** ({a.get('winner_status', '–')}) — {a['why']}. "
+           f"Rule: {a['rule']} (fit headroom {a['headroom']:.0%}).", "",
+           "| candidate | size | est. size | bpw | fits | behavioral retention | KLD | PPL ratio | status | why |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
     for c in a["candidates"]:
-        why = "; ".join(c.get("failed_gates") or []) or c.get("reason") or ""
+        why = ("; ".join(c.get("failed_gates") or []) or "; ".join(c.get("undecided_gates") or [])
+               or c.get("reason") or "")
         out.append(f"| {c['method']}{' ✔' if c['method'] == a['winner'] else ''} | {_mb(c.get('bytes'))} | "
                    f"{_mb(c.get('estimated_bytes'))} | {_f(c.get('bpw'), '{:.2f}')} | "
                    f"{'yes' if c.get('fits') else 'no' if c.get('fits') is False else '–'} | "
                    f"{_f(c.get('retention'), '{:.3f}')} | {_f(c.get('kld_mean'), '{:.4f}')} | "
-                   f"{c.get('status', '–')} | {why} |")
+                   f"{_f(c.get('ppl_ratio'), '{:.4f}')} | {c.get('status') or 'not built'} | {why} |")
     return out

@@ -1,7 +1,7 @@
 """The short summary printed at the end of a build."""
 from __future__ import annotations
 
-from slim.report.gates import failed_gates
+from slim.report.gates import failed_gates, undecided_gates
 from slim.report.headline import HEADLINE_LABEL, headline_retention
 
 import json
@@ -28,6 +28,10 @@ def print_summary(build_dir: Path) -> None:
                      f"(headroom {fit['headroom_bytes'] / 2**30:.2f} GiB)")
     if failed_gates(r):
         lines.append("  failed gates: " + "; ".join(failed_gates(r)))
+    if r["status"] == "inconclusive":
+        lines.append("  undecided gates: " + "; ".join(undecided_gates(r)))
+    if r["status"] == "ungated":
+        lines.append("  ungated: the probe suite has no gates")
     sig = r.get("signature") or {}
     lines.append(f"  signed {'yes, key ' + sig['key_id'] if sig.get('signed') else 'no'}")
     lines.append(f"  build  {build_dir}")
