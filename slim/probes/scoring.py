@@ -10,7 +10,6 @@ The gates themselves are in :mod:`slim.probes.gates`.
 from __future__ import annotations
 
 import math
-import random
 import zlib
 
 from slim.errors import SlimError
@@ -34,16 +33,6 @@ def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, floa
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
-def _quantile(sorted_vals: list[float], q: float) -> float:
-    """Linear-interpolation quantile (numpy's default) of an already sorted list."""
-    if not sorted_vals:
-        return 0.0
-    pos = (len(sorted_vals) - 1) * q
-    lo = math.floor(pos)
-    hi = min(lo + 1, len(sorted_vals) - 1)
-    return sorted_vals[lo] + (sorted_vals[hi] - sorted_vals[lo]) * (pos - lo)
-
-
 def paired_bootstrap_delta(
     parent: list[bool],
     child: list[bool],
@@ -51,25 +40,26 @@ def paired_bootstrap_delta(
     seed: int = BOOTSTRAP_SEED,
     level: float = 0.95,
 ) -> tuple[float, float]:
-    """Percentile bootstrap interval of mean(child) − mean(parent), resampling item pairs."""
+    """Percentile bootstrap interval of mean(child) − mean(parent), resampling item pairs
+    (numpy, seeded)."""
+    import numpy as np
+
     n = len(parent)
     if n != len(child):
         raise ValueError("paired bootstrap needs equally long lists")
     if n == 0:
         return (0.0, 0.0)
-    diffs = [int(c) - int(p) for p, c in zip(parent, child)]
-    if all(d == diffs[0] for d in diffs):
+    diffs = np.array([int(c) - int(p) for p, c in zip(parent, child)], dtype=np.int8)
+    if (diffs == diffs[0]).all():
         return (float(diffs[0]), float(diffs[0]))
-    rng = random.Random(seed)
-    means = []
-    for _ in range(samples):
-        s = 0
-        for _ in range(n):
-            s += diffs[int(rng.random() * n)]
-        means.append(s / n)
-    means.sort()
+    rng = np.random.default_rng(seed)
+    means = np.empty(samples)
+    for i in range(0, samples, 250):   # bounded memory for large suites
+        k = min(250, samples - i)
+        means[i:i + k] = diffs[rng.integers(0, n, size=(k, n))].mean(axis=1)
     alpha = (1 - level) / 2
-    return (_quantile(means, alpha), _quantile(means, 1 - alpha))
+    lo, hi = np.quantile(means, [alpha, 1 - alpha])
+    return (float(lo), float(hi))
 
 
 def flips(ids: list, parent: list[bool], child: list[bool]) -> dict[str, list]:

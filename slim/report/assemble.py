@@ -154,6 +154,8 @@ def _items_origin(cfg, sources: dict | None) -> str:
     parts = []
     for src in sources.get("sources") or []:
         taken = sum(f["selected"] for f in src["files"])
+        if not taken:
+            continue
         where = "data/probes (shipped)" if src["origin"] == "shipped" else \
             f"{cfg.probes.data or src['dir']} (the user's own, probes.data)"
         parts.append(f"{taken} item(s) from {where}: "

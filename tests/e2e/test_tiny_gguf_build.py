@@ -15,7 +15,7 @@ def test_build_folder_complete(tiny_q4):
 
 def test_report_sections(tiny_q4):
     r = json.loads((tiny_q4 / "report.json").read_text())
-    assert r["schema"] == "slim.report/v1" and r["status"] in ("accepted", "rejected")
+    assert r["schema"] == "slim.report/v1" and r["status"] == "ungated"   # probes=quick has no gates
     assert r["target"]["method"] == "q4_k_m" and r["parent"]["id"] == "tiny_llama"
     assert r["parent"]["digest"].startswith("sha256:")
     a = r["artifact"]
