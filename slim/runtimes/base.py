@@ -15,6 +15,10 @@ transformers) and offers exactly what the probes need:
   ``add_generation_prompt=True``; ``chat(messages, max_tokens)`` tokenizes that
   text without adding special tokens again and decodes greedily until an
   end-of-generation token (EOS / end-of-turn) or ``max_tokens``.
+* ``generate_batch`` / ``chat_batch`` — the same for many prompts, decoded
+  several sequences at a time where the runtime can (llama.cpp's multi-sequence
+  batches, transformers' padded batches): probe suites of hundreds of items are
+  otherwise bound by one-token-at-a-time decoding.
 * ``speed()`` — prompt and generation tokens/s measured on this host.
 """
 from __future__ import annotations
@@ -22,7 +26,7 @@ from __future__ import annotations
 import abc
 import os
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -69,6 +73,16 @@ def cut_at_stop(text: str, stops: Iterable[str]) -> tuple[str, bool]:
             if i >= 0 and (best is None or i < best):
                 best = i
     return (text, False) if best is None else (text[:best], True)
+
+
+def token_limits(prompts: Sequence[Sequence[int]], max_tokens: int | Sequence[int]) -> list[int]:
+    """One token limit per prompt."""
+    if isinstance(max_tokens, int):
+        return [max_tokens] * len(prompts)
+    limits = [int(n) for n in max_tokens]
+    if len(limits) != len(prompts):
+        raise ValueError(f"{len(limits)} max_tokens for {len(prompts)} prompts")
+    return limits
 
 
 class Runtime(abc.ABC):
@@ -129,14 +143,43 @@ class Runtime(abc.ABC):
         (the returned tokens then include the one that completed it).
         """
 
-    def chat(self, messages: list[dict], max_tokens: int = 128) -> str:
+    def generate_batch(self, prompts: Sequence[Sequence[int]], max_tokens: int | Sequence[int],
+                       stop: Sequence[str] = (), ignore_eos: bool = False, batch_size: int = 16,
+                       on_done: Callable[[int], None] | None = None) -> list[list[int]]:
+        """:meth:`generate` for many prompts, in prompt order; ``max_tokens`` is one limit or one per prompt.
+
+        Runtimes that can decode several sequences at once override this; the
+        answers then equal one-at-a-time decoding up to float rounding (a near-tie
+        between two tokens can flip). This fallback decodes one at a time.
+        ``on_done(i)`` is called as prompt ``i`` finishes (for progress bars).
+        """
+        limits = token_limits(prompts, max_tokens)
+        out = []
+        for i, (p, n) in enumerate(zip(prompts, limits)):
+            out.append(self.generate(p, n, stop=stop, ignore_eos=ignore_eos))
+            if on_done:
+                on_done(i)
+        return out
+
+    def _chat_ids(self, messages: list[dict]) -> list[int]:
         prompt = self.render_chat(messages, add_generation_prompt=True)
         ids = self.tokenize(prompt, add_bos=False)
-        room = self.n_ctx - len(ids)
-        if room <= 0:
+        if len(ids) >= self.n_ctx:
             raise SlimError(f"chat prompt of {len(ids)} tokens does not fit n_ctx={self.n_ctx}",
                             "prompt_too_long")
-        return self.detokenize(self.generate(ids, min(max_tokens, room))).strip()
+        return ids
+
+    def chat(self, messages: list[dict], max_tokens: int = 128) -> str:
+        ids = self._chat_ids(messages)
+        return self.detokenize(self.generate(ids, min(max_tokens, self.n_ctx - len(ids)))).strip()
+
+    def chat_batch(self, conversations: Sequence[list[dict]], max_tokens: int = 128,
+                   batch_size: int = 16, on_done: Callable[[int], None] | None = None) -> list[str]:
+        """:meth:`chat` for many conversations at once (see :meth:`generate_batch`)."""
+        ids = [self._chat_ids(m) for m in conversations]
+        toks = self.generate_batch(ids, [min(max_tokens, self.n_ctx - len(i)) for i in ids],
+                                   batch_size=batch_size, on_done=on_done)
+        return [self.detokenize(t).strip() for t in toks]
 
     # -- speed ---------------------------------------------------------------
     def _speed_prompt(self, n: int) -> list[int]:

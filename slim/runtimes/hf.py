@@ -16,7 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from slim.errors import SlimError
-from slim.runtimes.base import Runtime, cut_at_stop, default_threads, log_softmax
+from slim.runtimes.base import Runtime, cut_at_stop, default_threads, log_softmax, token_limits
 
 # Tokens llama.cpp treats as end-of-generation when present in a vocabulary
 # (llama-vocab.cpp: end-of-turn texts plus the FIM pad/repo/separator tokens), so
@@ -137,7 +137,7 @@ class HFRuntime(Runtime):
         return self.tokenizer.apply_chat_template(
             list(messages), add_generation_prompt=add_generation_prompt, tokenize=False)
 
-    def _gen_config(self, max_tokens: int, ignore_eos: bool):
+    def _gen_config(self, max_tokens: int, ignore_eos: bool, stop: Sequence[str] = ()):
         from transformers import GenerationConfig
         eos = None if ignore_eos else sorted(self._eog) or None
         pad = self.tokenizer.pad_token_id
@@ -145,28 +145,20 @@ class HFRuntime(Runtime):
             pad = min(self._eog) if self._eog else 0
         return GenerationConfig(do_sample=False, num_beams=1, max_new_tokens=max_tokens,
                                 min_new_tokens=max_tokens if ignore_eos else 0,
-                                eos_token_id=eos, pad_token_id=pad)
+                                eos_token_id=eos, pad_token_id=pad,
+                                stop_strings=list(stop) or None)
 
-    def generate(self, prompt_tokens: Sequence[int], max_tokens: int,
-                 stop: Sequence[str] = (), ignore_eos: bool = False) -> list[int]:
-        torch = self._torch
+    def _check_prompt(self, prompt_tokens: Sequence[int]) -> list[int]:
         prompt = [int(t) for t in prompt_tokens]
         if not prompt:
             raise ValueError("generate needs at least one prompt token")
         if len(prompt) >= self.n_ctx:
             raise ValueError(f"prompt of {len(prompt)} tokens leaves no room in n_ctx={self.n_ctx}")
-        max_tokens = min(max_tokens, self.n_ctx - len(prompt))
-        if max_tokens <= 0:
-            return []
-        kwargs = {}
-        if stop:
-            kwargs = {"stop_strings": list(stop), "tokenizer": self.tokenizer}
-        ids = torch.tensor([prompt])
-        with torch.inference_mode():
-            out = self.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
-                                      generation_config=self._gen_config(max_tokens, ignore_eos),
-                                      **kwargs)
-        new = out[0, len(prompt):].tolist()
+        return prompt
+
+    def _trim(self, new: list[int], limit: int, stop: Sequence[str], ignore_eos: bool) -> list[int]:
+        """Generated ids up to ``limit``, the first end-of-generation token, or a completed stop."""
+        new = new[:limit]
         if not ignore_eos:
             for i, t in enumerate(new):
                 if t in self._eog:
@@ -175,9 +167,57 @@ class HFRuntime(Runtime):
         if stop:  # keep tokens up to the one that completed a stop string
             for i in range(1, len(new) + 1):
                 if cut_at_stop(self.detokenize(new[:i]), stop)[1]:
-                    new = new[:i]
-                    break
+                    return new[:i]
         return new
+
+    def _generate_rows(self, prompts: list[list[int]], max_new: int, stop: Sequence[str],
+                       ignore_eos: bool) -> list[list[int]]:
+        """One ``generate`` call over prompts left-padded to one length; the new ids of each row."""
+        torch = self._torch
+        width = max(len(p) for p in prompts)
+        pad = self._gen_config(1, ignore_eos).pad_token_id
+        ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts])
+        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
+        kwargs = {"tokenizer": self.tokenizer} if stop else {}
+        with torch.inference_mode():
+            out = self.model.generate(input_ids=ids, attention_mask=mask,
+                                      generation_config=self._gen_config(max_new, ignore_eos, stop),
+                                      **kwargs)
+        return out[:, width:].tolist()
+
+    def generate(self, prompt_tokens: Sequence[int], max_tokens: int,
+                 stop: Sequence[str] = (), ignore_eos: bool = False) -> list[int]:
+        prompt = self._check_prompt(prompt_tokens)
+        max_tokens = min(max_tokens, self.n_ctx - len(prompt))
+        if max_tokens <= 0:
+            return []
+        return self._trim(self._generate_rows([prompt], max_tokens, stop, ignore_eos)[0],
+                          max_tokens, stop, ignore_eos)
+
+    def generate_batch(self, prompts: Sequence[Sequence[int]], max_tokens: int | Sequence[int],
+                       stop: Sequence[str] = (), ignore_eos: bool = False, batch_size: int = 16,
+                       on_done=None) -> list[list[int]]:
+        """transformers' own batched ``generate``: left padding, greedy, ``batch_size`` rows a call.
+
+        Prompts are grouped by length (less padding) and answered in prompt order;
+        each row is cut to its own limit, as :meth:`generate` would have stopped.
+        """
+        prompts = [self._check_prompt(p) for p in prompts]
+        limits = [min(n, self.n_ctx - len(p)) for p, n in zip(prompts, token_limits(prompts, max_tokens))]
+        out: list[list[int]] = [[] for _ in prompts]
+        todo = sorted((i for i, n in enumerate(limits) if n > 0), key=lambda i: (len(prompts[i]), i))
+        for i in (i for i, n in enumerate(limits) if n <= 0):
+            if on_done:
+                on_done(i)
+        for a in range(0, len(todo), max(1, batch_size)):
+            rows = todo[a:a + max(1, batch_size)]
+            new = self._generate_rows([prompts[i] for i in rows], max(limits[i] for i in rows),
+                                      stop, ignore_eos)
+            for i, ids in zip(rows, new):
+                out[i] = self._trim(ids, limits[i], stop, ignore_eos)
+                if on_done:
+                    on_done(i)
+        return out
 
     # -- speed ---------------------------------------------------------------
     def _time_prompt(self, tokens: list[int]) -> float:

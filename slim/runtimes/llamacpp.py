@@ -7,6 +7,8 @@ reads). Greedy generation and the speed test switch the per-batch
 row with ``llama_get_logits_ith``. Every ``logprobs``/``chat``/``generate`` call
 starts from an empty KV cache, so results never depend on what ran before (only
 ``logits(..., reuse_prefix=True)``, used by the lm-eval model, keeps a shared prefix).
+``generate_batch`` decodes many prompts at once in a second, multi-sequence
+context (:mod:`slim.runtimes.llamacpp_batch`), freed when it returns.
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from typing import Sequence
 import numpy as np
 
 from slim.errors import SlimError
-from slim.runtimes.base import Runtime, cut_at_stop, default_threads, log_softmax
+from slim.runtimes.base import Runtime, token_limits, cut_at_stop, default_threads, log_softmax
 
 
 _OPEN: "weakref.WeakSet[LlamaCppRuntime]" = weakref.WeakSet()
@@ -224,6 +226,35 @@ class LlamaCppRuntime(Runtime):
         finally:
             self._llm._logits_all = True
         return out
+
+    def generate_batch(self, prompts: Sequence[Sequence[int]], max_tokens: int | Sequence[int],
+                       stop: Sequence[str] = (), ignore_eos: bool = False, batch_size: int = 16,
+                       on_done=None) -> list[list[int]]:
+        """Several sequences per ``llama_decode`` (:mod:`slim.runtimes.llamacpp_batch`).
+
+        Stops exactly as :meth:`generate` does, including its end at a full context
+        (``n_ctx - len(prompt) + 1`` tokens), so the two differ only by float rounding.
+        """
+        from slim.runtimes.llamacpp_batch import BatchDecoder, plan_slots
+
+        prompts = [[int(t) for t in p] for p in prompts]
+        limits = token_limits(prompts, max_tokens)
+        for p in prompts:
+            if not p:
+                raise ValueError("generate needs at least one prompt token")
+            if len(p) >= self.n_ctx:
+                raise ValueError(f"prompt of {len(p)} tokens leaves no room in n_ctx={self.n_ctx}")
+        if not prompts:
+            return []
+        limits = [min(n, self.n_ctx - len(p) + 1) for p, n in zip(prompts, limits)]
+        if batch_size <= 1:
+            return super().generate_batch(prompts, limits, stop, ignore_eos, 1, on_done)
+        dec = BatchDecoder(self._llm, *plan_slots(self._llm, prompts, limits, batch_size))
+        try:
+            return dec.run(prompts, limits, frozenset() if ignore_eos else self.eog_ids,
+                           stop, self.detokenize, on_done)
+        finally:
+            dec.close()
 
     # -- speed ---------------------------------------------------------------
     def _time_prompt(self, tokens: list[int]) -> float:

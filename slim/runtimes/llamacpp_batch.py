@@ -1,0 +1,165 @@
+"""Greedy decoding of many prompts at once in llama.cpp (continuous batching).
+
+Why our own loop: llama-cpp-python's ``Llama`` drives one sequence (its context
+has ``n_seq_max=1``) and offers no batched generation. llama.cpp's own
+``examples/batched`` and ``examples/parallel`` show the pattern, done here
+through the low-level bindings: one context with ``n_seq`` sequence slots, one
+``llama_batch`` per step holding the next token of every live sequence (and the
+whole prompt of each newly admitted one, logits on its last token only), argmax
+over each sequence's logits row, and ``llama_memory_seq_rm`` to empty a slot
+whose sequence ended so the next prompt takes it at once.
+
+The KV cache is not unified (one stream per slot, ``kv_unified=False``, as
+llama.h advises for sequences that share no prefix): each token attends over its
+own sequence's cells only, as in one-at-a-time decoding, instead of over every
+slot's cells under a mask. llama.cpp then splits a batch into micro-batches of
+consecutive sequence ids, so tokens are added in slot order.
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+
+from slim.errors import SlimError
+from slim.runtimes.base import cut_at_stop
+
+#: bytes of KV cache the batch context may allocate (F16 K and V); fewer slots beyond it
+KV_BUDGET = 2 << 30
+_PAD = 256  # llama.cpp pads each sequence's context to a multiple of 256 cells
+
+
+@dataclass
+class _Slot:
+    item: int            # index of the prompt this slot decodes
+    limit: int           # tokens it may generate
+    pos: int = 0         # position of the next token fed to the model
+    row: int = -1        # row of its logits in the last batch (-1: none)
+    out: list = field(default_factory=list)
+
+
+def kv_bytes_per_cell(model) -> int:
+    """Approximate F16 K+V bytes one token takes in the KV cache of ``model`` (a llama_model_p)."""
+    import llama_cpp as L
+
+    n_head = max(1, L.llama_model_n_head(model))
+    head_dim = L.llama_model_n_embd(model) // n_head
+    return 2 * 2 * L.llama_model_n_layer(model) * max(1, L.llama_model_n_head_kv(model)) * head_dim
+
+
+class BatchDecoder:
+    """A llama.cpp context with ``n_seq`` sequence slots of ``n_ctx_seq`` cells each."""
+
+    def __init__(self, llm, n_seq: int, n_ctx_seq: int, n_batch: int):
+        import llama_cpp as L
+        from llama_cpp._internals import LlamaContext
+
+        self._L = L
+        params = L.llama_context_params.from_buffer_copy(llm.context_params)
+        params.n_seq_max = n_seq
+        params.n_ctx = n_seq * n_ctx_seq
+        params.kv_unified = False
+        params.n_batch = n_batch
+        params.n_ubatch = min(n_batch, llm.context_params.n_ubatch or 512)
+        try:
+            self._ctx = LlamaContext(model=llm._model, params=params, verbose=False)
+        except ValueError as e:
+            raise SlimError(f"llama.cpp could not create a context of {n_seq} sequences × "
+                            f"{n_ctx_seq} tokens for batched generation ({e}); use a smaller "
+                            f"batch size", "batch_context_failed") from None
+        self._batch = L.llama_batch_init(n_batch, 0, 1)
+        self.n_seq, self.n_batch = n_seq, n_batch
+        self.n_vocab = int(llm.n_vocab())
+
+    def close(self) -> None:
+        if self._batch is not None:
+            self._L.llama_batch_free(self._batch)
+            self._batch = None
+        if self._ctx is not None:
+            self._ctx.close()
+            self._ctx = None
+
+    def _decode(self, entries: list[tuple[int, int, int, bool]]) -> None:
+        b = self._batch
+        for j, (tok, pos, seq, want) in enumerate(entries):
+            b.token[j] = tok
+            b.pos[j] = pos
+            b.n_seq_id[j] = 1
+            b.seq_id[j][0] = seq
+            b.logits[j] = want
+        b.n_tokens = len(entries)
+        rc = self._L.llama_decode(self._ctx.ctx, b)
+        if rc != 0:
+            raise RuntimeError(f"llama_decode failed with code {rc} on a batch of "
+                               f"{len(entries)} tokens")
+
+    def _next_token(self, row: int) -> int:
+        ptr = self._L.llama_get_logits_ith(self._ctx.ctx, row)
+        return int(np.argmax(np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))))
+
+    def run(self, prompts: Sequence[list[int]], limits: Sequence[int], eog: frozenset[int],
+            stop: Sequence[str] = (), detokenize: Callable[[list[int]], str] | None = None,
+            on_done: Callable[[int], None] | None = None) -> list[list[int]]:
+        """Greedy continuations, stopping as ``LlamaCppRuntime.generate`` does; in prompt order."""
+        results: list[list[int] | None] = [None] * len(prompts)
+        pending = deque()
+        for i, n in enumerate(limits):
+            if n <= 0:
+                results[i] = []
+                if on_done:
+                    on_done(i)
+            else:
+                pending.append(i)
+        slots: list[_Slot | None] = [None] * self.n_seq
+        mem = self._ctx.memory
+
+        def finish(s: int) -> None:
+            st = slots[s]
+            results[st.item] = st.out
+            self._L.llama_memory_seq_rm(mem, s, -1, -1)
+            slots[s] = None
+            if on_done:
+                on_done(st.item)
+
+        while pending or any(slots):
+            entries: list[tuple[int, int, int, bool]] = []
+            room = self.n_batch - sum(1 for st in slots if st is not None)
+            for s in range(self.n_seq):  # slot order: llama.cpp wants consecutive seq ids
+                st = slots[s]
+                if st is None and pending and len(prompts[pending[0]]) <= room:
+                    i = pending.popleft()
+                    st = slots[s] = _Slot(item=i, limit=limits[i])
+                    p = prompts[i]
+                    room -= len(p)
+                    entries.extend((t, k, s, k == len(p) - 1) for k, t in enumerate(p))
+                    st.pos, st.row = len(p), len(entries) - 1
+                elif st is not None:
+                    entries.append((st.out[-1], st.pos, s, True))
+                    st.pos, st.row = st.pos + 1, len(entries) - 1
+            self._decode(entries)
+            for s, st in enumerate(slots):
+                if st is None:
+                    continue
+                t = self._next_token(st.row)
+                if t in eog:
+                    finish(s)
+                    continue
+                st.out.append(t)
+                if (len(st.out) >= st.limit
+                        or (stop and cut_at_stop(detokenize(st.out), stop)[1])):
+                    finish(s)
+        return results  # type: ignore[return-value]
+
+
+def plan_slots(llm, prompts: Sequence[list[int]], limits: Sequence[int], batch_size: int,
+               n_ubatch: int = 512) -> tuple[int, int, int]:
+    """``(n_seq, n_ctx_seq, n_batch)`` for decoding ``prompts``: at most ``batch_size``
+    slots, each holding the longest prompt plus its generation, within :data:`KV_BUDGET`."""
+    need = max(len(p) + max(n, 1) for p, n in zip(prompts, limits))
+    n_ctx_seq = -(-need // _PAD) * _PAD
+    fit = KV_BUDGET // max(1, n_ctx_seq * kv_bytes_per_cell(llm._model.model))
+    n_seq = max(1, min(batch_size, len(prompts), fit))
+    n_batch = max(n_ubatch, max(len(p) for p in prompts) + n_seq)
+    return n_seq, n_ctx_seq, n_batch

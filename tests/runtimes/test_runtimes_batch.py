@@ -1,0 +1,96 @@
+"""Batched greedy generation equals one-at-a-time decoding, up to explained near-ties.
+
+More prompts than slots, of different lengths and answer lengths, so slots are
+refilled while others decode (llama.cpp) and rows are left-padded (transformers).
+A difference is allowed only where :func:`compare_greedy` finds a near-tie between
+the two best tokens; a routing or position bug differs at confident tokens.
+"""
+from __future__ import annotations
+
+import pytest
+
+from slim.runtimes.agreement import compare_greedy, first_difference
+
+QUESTIONS = ["What is the capital of France?", "Write a haiku about the sea.", "What is 12 times 7?",
+             "Name three primary colors.", "Translate 'good morning' into Spanish.",
+             "Who wrote Hamlet? Answer with the name only.", "Give me a synonym for happy.",
+             "What is the boiling point of water in Celsius, and why does it change on a mountain?",
+             "List the days of the week.", "Explain photosynthesis in one sentence."]
+CONVS = [[{"role": "user", "content": q}] for q in QUESTIONS]
+CONVS[3] = [{"role": "system", "content": "You are a terse assistant. Never explain."},
+            {"role": "user", "content": QUESTIONS[3]}]
+
+
+def prompts(rt):
+    return [rt.tokenize(rt.render_chat(c), add_bos=False) for c in CONVS]
+
+
+def check_agreement(rt, max_tokens: int, batch_size: int, min_identical: float):
+    ids = prompts(rt)
+    # different limits too: a random model rarely ends on its own, and slots must free unevenly
+    limits = [max_tokens - 5 * (i % 4) for i in range(len(ids))]
+    seq = rt.generate_batch(ids, limits, batch_size=1)
+    bat = rt.generate_batch(ids, limits, batch_size=batch_size)
+    assert seq[:2] == [rt.generate(p, n) for p, n in zip(ids[:2], limits)]  # the baseline is generate
+    r = compare_greedy(rt, ids, seq, bat)
+    print(rt.name, rt.path.name, {k: v for k, v in r.items()})
+    assert not r["unexplained"], r
+    assert r["identical"] >= min_identical * len(ids), r
+    return r
+
+
+def test_llamacpp_batched_equals_sequential_tiny(tiny_cpp_rt):
+    check_agreement(tiny_cpp_rt, 24, batch_size=4, min_identical=0.8)
+
+
+def test_llamacpp_batched_equals_sequential_smollm2(smol_rt):
+    check_agreement(smol_rt, 32, batch_size=4, min_identical=0.8)
+
+
+def test_hf_batched_equals_sequential_tiny(tiny_hf_rt):
+    check_agreement(tiny_hf_rt, 24, batch_size=4, min_identical=0.8)
+
+
+@pytest.mark.parametrize("rt_name", ["tiny_cpp_rt", "tiny_hf_rt"])
+def test_batch_limits_stops_order_and_callbacks(rt_name, request):
+    rt = request.getfixturevalue(rt_name)
+    ids = prompts(rt)[:5]
+    limits = [1, 7, 0, 12, 5]
+    done = []
+    bat = rt.generate_batch(ids, limits, batch_size=3, ignore_eos=True, on_done=done.append)
+    assert sorted(done) == list(range(5))
+    assert [len(b) for b in bat] == limits
+    assert bat == [rt.generate(p, n, ignore_eos=True) for p, n in zip(ids, limits)]
+    free = bat[3]
+    text = rt.detokenize(free)
+    stop = text[len(text) // 2: len(text) // 2 + 2]
+    cut = rt.generate_batch([ids[3], ids[0]], 12, stop=[stop], ignore_eos=True, batch_size=2)
+    assert cut[0] == rt.generate(ids[3], 12, stop=[stop], ignore_eos=True)
+    assert len(cut[0]) < len(free) and stop in rt.detokenize(cut[0])
+    with pytest.raises(ValueError):
+        rt.generate_batch([ids[0], []], 4, batch_size=2)
+    with pytest.raises(ValueError):
+        rt.generate_batch(ids[:2], [4], batch_size=2)
+
+
+def test_chat_batch_equals_chat(smol_rt):
+    convs = CONVS[:3]
+    assert smol_rt.chat_batch(convs, 16, batch_size=3) == [smol_rt.chat(c, 16) for c in convs]
+
+
+def test_agreement_check_catches_misrouted_logits(tiny_cpp_rt, monkeypatch):
+    """The check fails on a real bug: every slot reads the last sequence's logits row."""
+    from slim.runtimes.llamacpp_batch import BatchDecoder
+
+    real = BatchDecoder._next_token
+    monkeypatch.setattr(BatchDecoder, "_next_token", lambda self, row: real(self, -1))
+    ids = prompts(tiny_cpp_rt)
+    seq = tiny_cpp_rt.generate_batch(ids, 16, batch_size=1)
+    bad = tiny_cpp_rt.generate_batch(ids, 16, batch_size=4)
+    assert len(compare_greedy(tiny_cpp_rt, ids, seq, bad)["unexplained"]) >= len(ids) // 2
+
+
+def test_first_difference():
+    assert first_difference([1, 2, 3], [1, 2, 3]) is None
+    assert first_difference([1, 2, 3], [1, 5, 3]) == 1
+    assert first_difference([1, 2], [1, 2, 3]) == 2
