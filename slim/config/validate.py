@@ -128,7 +128,8 @@ def _model(cfg) -> list:
                 problems = check_hf_dir(p, m.allow_pickle) or safetensors_problems(p)
                 errs += [("model.path", why) for why in problems]
     elif m.source == "tiny":
-        errs += check_params("tiny_model", {"arch": dict(m.arch or {}), "seed": m.seed}, "model")
+        errs += check_params("tiny_model", {"arch": dict(m.arch or {}), "seed": m.seed,
+                                            "tokenizer": m.tokenizer or "smollm2"}, "model")
     elif m.source == "arch":
         need = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
                 "vocab_size")

@@ -3,16 +3,19 @@
 llama.cpp's ``llama-imatrix`` tool is not part of llama-cpp-python, so we compute
 the same statistic ourselves: for every linear layer, the mean over calibration
 tokens of the squared input activation per input column (llama-imatrix stores
-``sum(x^2) / count``). Tensor names come from gguf's own HF→GGUF name map and
-are checked against the F16 GGUF, so a naming mismatch fails here, not silently
-in the quantizer.
+``sum(x^2) / count``). MoE experts get one such vector per expert over the tokens
+routed to it, laid out expert-major as llama-imatrix writes ``*_exps`` entries
+(an expert no calibration token reached gets ones, i.e. no weighting). Tensor
+names come from gguf-py's HF→GGUF name map for the F16 GGUF's architecture and
+are checked against the file, so a naming mismatch fails here, not silently in
+the quantizer.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-VERSION = 1
-LIBS = ("torch", "transformers", "gguf", "numpy")
+VERSION = 2
+LIBS = ("torch", "transformers", "llama.cpp-toolchain", "numpy")
 
 
 @dataclass
@@ -21,39 +24,98 @@ class Params:
     subdir: str = ""     # the HF folder inside the model step's output
 
 
+class _Stats:
+    """Running per-column sums of x^2 (fp64) and token counts per GGUF tensor (per expert)."""
+
+    def __init__(self):
+        self.sums, self.counts = {}, {}
+
+    def add(self, name, x2sum, count, n_expert=None, expert=None):
+        import torch
+        if name not in self.sums:
+            shape = (n_expert, x2sum.shape[0]) if n_expert else (x2sum.shape[0],)
+            self.sums[name] = torch.zeros(shape, dtype=torch.float64)
+            self.counts[name] = torch.zeros(n_expert or 1, dtype=torch.float64)
+        if n_expert:
+            self.sums[name][expert] += x2sum.to(torch.float64)
+            self.counts[name][expert] += count
+        else:
+            self.sums[name] += x2sum.to(torch.float64)
+            self.counts[name][0] += count
+
+    def means(self):
+        import torch
+        out, empty = {}, 0
+        for g, s in self.sums.items():
+            c = self.counts[g]
+            if s.dim() == 2:
+                m = torch.ones_like(s)
+                hit = c > 0
+                m[hit] = s[hit] / c[hit, None]
+                empty += int((~hit).sum())
+                out[g] = m.reshape(-1).to(torch.float32).numpy()
+            else:
+                out[g] = (s / c[0]).to(torch.float32).numpy()
+        return out, empty
+
+
+def _expert_hook(stats, mod, names):
+    import torch
+
+    n_exp = mod.gate_up_proj.shape[0]
+
+    def hook(m, args, kwargs):
+        hs = (args[0] if args else kwargs["hidden_states"]).detach()
+        idx = args[1] if len(args) > 1 else kwargs["top_k_index"]
+        hs = hs.reshape(-1, hs.shape[-1])
+        idx = idx.reshape(hs.shape[0], -1)
+        for e in range(n_exp):
+            x = hs[(idx == e).any(-1)]
+            if not len(x):
+                continue
+            x2 = (x * x).sum(0)
+            stats.add(names["gate"], x2, len(x), n_exp, e)
+            stats.add(names["up"], x2, len(x), n_exp, e)
+            gate, up = torch.nn.functional.linear(x, m.gate_up_proj[e]).chunk(2, dim=-1)
+            h = m.act_fn(gate) * up
+            stats.add(names["down"], (h * h).sum(0), len(x), n_exp, e)
+    return mod.register_forward_pre_hook(hook, with_kwargs=True)
+
+
 def run(ctx):
     import json
 
     import numpy as np
     import torch
-    from gguf import GGUFReader
 
     from slim.errors import SlimError
+    from slim.models.gguf_header import read_gguf_header
     from slim.models.hf_io import load_causal_lm
-    from slim.steps.gguf_names import hf_to_gguf_names
+    from slim.steps.gguf_names import expert_modules, hf_to_gguf_names
 
     torch.set_num_threads(ctx.threads)
     tokens = np.load(ctx.inputs["calibration"] / "tokens.npy")
     src = ctx.inputs["model"] / ctx.params.subdir if ctx.params.subdir else ctx.inputs["model"]
     model = load_causal_lm(src, "float32")
     model.eval()
-    gguf_tensors = {t.name: t for t in GGUFReader(str(ctx.inputs["f16"] / "model.gguf")).tensors}
-    names = hf_to_gguf_names(model, gguf_tensors)
-    if not names:
-        raise SlimError("no linear layer of the model maps to a GGUF tensor", "imatrix_failed")
+    kv, tensors = read_gguf_header(ctx.inputs["f16"] / "model.gguf", keys=("general.architecture",))
+    gguf_tensors = {t.name: t for t in tensors}
+    arch = kv.get("general.architecture", "")
+    names = hf_to_gguf_names(model, gguf_tensors, arch)
+    experts = expert_modules(model, gguf_tensors)
+    if not names and not experts:
+        raise SlimError(f"no linear layer of the model maps to a tensor of the F16 GGUF "
+                        f"(architecture {arch!r})", "imatrix_failed")
 
-    sums: dict[str, torch.Tensor] = {}
-    counts: dict[str, int] = {}
+    stats = _Stats()
     hooks = []
     for mod_name, gname in names.items():
-        mod = model.get_submodule(mod_name)
-
         def hook(m, args, _g=gname):
             x = args[0].detach().reshape(-1, args[0].shape[-1])
-            s = (x * x).sum(0).to(torch.float64)  # per-batch sum in fp32, running sum in fp64
-            sums[_g] = sums[_g] + s if _g in sums else s
-            counts[_g] = counts.get(_g, 0) + x.shape[0]
-        hooks.append(mod.register_forward_pre_hook(hook))
+            stats.add(_g, (x * x).sum(0), x.shape[0])  # per-batch sum in fp32, running in fp64
+        hooks.append(model.get_submodule(mod_name).register_forward_pre_hook(hook))
+    for mod_name, enames in experts.items():
+        hooks.append(_expert_hook(stats, model.get_submodule(mod_name), enames))
     bs = max(1, ctx.params.batch_size)
     # the LM head only matters when the GGUF has its own output.weight (untied embeddings)
     run_head = "output.weight" in names.values()
@@ -63,14 +125,17 @@ def run(ctx):
             (model if run_head else model.base_model)(ids)
     for h in hooks:
         h.remove()
-    arrays = {g: (sums[g] / counts[g]).to(torch.float32).numpy() for g in sums}
+    arrays, empty_experts = stats.means()
     for g, a in arrays.items():
-        want = gguf_tensors[g].shape[0]  # GGUF shape is (cols, rows): first dim = row length
+        shape = gguf_tensors[g].shape  # GGUF shape: (row length, rows[, experts])
+        want = shape[0] * (shape[2] if len(shape) == 3 else 1)
         if a.shape[0] != want:
-            raise SlimError(f"imatrix for {g} has {a.shape[0]} columns, GGUF tensor rows are "
-                            f"{want} long", "imatrix_failed")
+            raise SlimError(f"imatrix for {g} has {a.shape[0]} values, the GGUF tensor "
+                            f"{list(shape)} needs {want}", "imatrix_failed")
     np.savez(ctx.out / "imatrix.npz", **arrays)
     (ctx.out / "imatrix.json").write_text(json.dumps({
         "entries": len(arrays), "chunks": int(len(tokens)), "tokens": int(tokens.size),
-        "statistic": "mean of squared input activation per column (llama-imatrix convention)"},
-        indent=2))
+        "architecture": arch, "expert_entries": 3 * len(experts),
+        "experts_without_tokens": empty_experts,
+        "statistic": "mean of squared input activation per column (llama-imatrix convention); "
+                     "per expert over its routed tokens for *_exps tensors"}, indent=2))
