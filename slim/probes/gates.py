@@ -148,9 +148,10 @@ class _Recorder:
             detail = (f"{label}: {out}, {why}; {100 * self.confidence:g}% bound {bound:.4g} vs "
                       f"{sym} {threshold:g}, interval {_fmt_iv(iv)}")
             if out == "inconclusive":
-                detail += (f"; about {need} {unit} at the observed rates would decide it"
-                           if need else "; the estimate sits on the threshold: more evidence "
-                                        "at the observed rates would not decide it")
+                detail += (f"; about {need} {unit} at the observed rates would decide it" if need
+                           else f"; more {unit} would decide it (how many: the count is unknown)"
+                           if not n else "; the estimate sits on the threshold: more evidence "
+                                         "at the observed rates would not decide it")
         rec = {"name": name, "category": category, "threshold": threshold, "direction": direction,
                "value": value, "interval": None if iv is None else [iv[0], iv[1]],
                "bound": bound, "confidence": self.confidence, "outcome": out,
