@@ -66,7 +66,7 @@ def test_two_member_parallel_sweep_on_tiny_model(tmp_path):
     for n in names:
         assert n in md
         r = rows[n]
-        assert r["status"] == "accepted", r
+        assert r["status"] == "ungated", r   # probes=quick has no gates
         assert r["signature"] == "signed+valid", r
         assert float(r["size_mb"]) > 0 and float(r["bpw"]) > 0 and r["kld_mean"] != ""
         assert (builds / n / "report.json").is_file()
