@@ -25,9 +25,11 @@ def model_arch(cfg) -> dict:
         from slim.models.embedded import packaged_file
         return arch_from_gguf(packaged_file(m.package, m.file))
     if m.source == "tiny":
+        from slim.models.spm_tokenizer import VOCAB_SIZE
         arch = dict(OmegaConf.to_container(m.arch, resolve=True))
-        arch.setdefault("vocab_size", 49152)
-        arch.pop("model_type", None)
+        # SmolLM2's tokenizer, or the seeded SentencePiece one (model.tokenizer=sentencepiece)
+        arch.setdefault("vocab_size", VOCAB_SIZE if m.get("tokenizer") == "sentencepiece"
+                        else 49152)
         return normalize_arch(arch)
     raise SlimError(f"model.source={m.source}: cannot estimate")
 

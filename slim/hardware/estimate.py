@@ -19,6 +19,7 @@ from slim.errors import SlimError
 from slim.hardware.arch import arch_from_gguf, arch_from_hf_config, normalize_arch
 
 __all__ = ["GGML_TYPES", "GGUF_FTYPES", "OTHER_METHODS", "param_shapes", "estimate_weights",
+           "n_experts",
            "known_methods", "gguf_tensor_types", "arch_from_hf_config", "arch_from_gguf",
            "normalize_arch"]
 
@@ -80,39 +81,68 @@ OTHER_METHODS: dict[str, dict[str, Any]] = {
     "baseline": {"kind": "dense", "format": "safetensors"},
 }
 
-_LINEAR = ("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down")
+_LINEAR = ("attn_q", "attn_k", "attn_v", "attn_qkv", "attn_output", "ffn_gate", "ffn_up",
+           "ffn_down", "ffn_gate_exps", "ffn_up_exps", "ffn_down_exps", "ffn_gate_shexp",
+           "ffn_up_shexp", "ffn_down_shexp")
 
 
 def known_methods() -> list[str]:
     return sorted(set(GGUF_FTYPES) | set(OTHER_METHODS))
 
 
+def n_experts(a: dict) -> int:
+    """Routed experts per MoE layer (0 for a dense model), under either HF spelling."""
+    return int(a.get("num_experts") or a.get("num_local_experts") or 0)
+
+
+#: HF model types whose llama.cpp tensors fuse q/k/v (``attn_qkv``) and gate/up (``ffn_up``)
+_FUSED_QKV = ("phi3", "phimoe")
+
+
 def param_shapes(arch: Any) -> list[tuple[str, int, int]]:
-    """Tensors of a Llama-style decoder as ``(gguf_name, rows, cols)``.
+    """Tensors of a decoder as llama.cpp's converter writes them: ``(gguf_name, rows, cols)``.
 
     ``cols`` is the row length (GGUF ``ne[0]``, the input dimension of a linear layer) —
     the dimension block quantization runs along. 1-D tensors (norms) have ``rows == 1``.
-    ``output.weight`` is absent when embeddings are tied.
+    ``output.weight`` is absent when embeddings are tied. MoE experts are one 3-D tensor
+    per projection (``ffn_*_exps``, ``rows`` = experts × rows per expert) plus the router
+    (``ffn_gate_inp``) and, for Qwen-MoE, a shared expert (``ffn_*_shexp``); Phi-3 fuses
+    q/k/v into ``attn_qkv`` and gate/up into ``ffn_up``. Biases and the small extra norms
+    of Qwen/Gemma are left out (well under 0.1% of a 7B model).
     """
     a = normalize_arch(arch, ("hidden_size", "intermediate_size", "num_hidden_layers",
                               "num_attention_heads", "vocab_size"))
     h, ff, L = a["hidden_size"], a["intermediate_size"], a["num_hidden_layers"]
     q_dim = a["num_attention_heads"] * a["head_dim"]
     kv_dim = a["num_key_value_heads"] * a["head_dim"]
+    n_exp = n_experts(a)
+    fused = a.get("model_type") in _FUSED_QKV
     out: list[tuple[str, int, int]] = [("token_embd.weight", a["vocab_size"], h)]
     for i in range(L):
         b = f"blk.{i}."
-        out += [
-            (b + "attn_norm.weight", 1, h),
-            (b + "attn_q.weight", q_dim, h),
-            (b + "attn_k.weight", kv_dim, h),
-            (b + "attn_v.weight", kv_dim, h),
-            (b + "attn_output.weight", h, q_dim),
-            (b + "ffn_norm.weight", 1, h),
-            (b + "ffn_gate.weight", ff, h),
-            (b + "ffn_up.weight", ff, h),
-            (b + "ffn_down.weight", h, ff),
-        ]
+        out.append((b + "attn_norm.weight", 1, h))
+        if fused:
+            out.append((b + "attn_qkv.weight", q_dim + 2 * kv_dim, h))
+        else:
+            out += [(b + "attn_q.weight", q_dim, h), (b + "attn_k.weight", kv_dim, h),
+                    (b + "attn_v.weight", kv_dim, h)]
+        out += [(b + "attn_output.weight", h, q_dim), (b + "ffn_norm.weight", 1, h)]
+        if n_exp > 1:
+            eff = int(a.get("moe_intermediate_size") or ff)
+            out += [(b + "ffn_gate_inp.weight", n_exp, h),
+                    (b + "ffn_gate_exps.weight", n_exp * eff, h),
+                    (b + "ffn_up_exps.weight", n_exp * eff, h),
+                    (b + "ffn_down_exps.weight", n_exp * h, eff)]
+            sh = int(a.get("shared_expert_intermediate_size") or 0)
+            if sh:
+                out += [(b + "ffn_gate_inp_shexp.weight", 1, h),
+                        (b + "ffn_gate_shexp.weight", sh, h), (b + "ffn_up_shexp.weight", sh, h),
+                        (b + "ffn_down_shexp.weight", h, sh)]
+        elif fused:
+            out += [(b + "ffn_up.weight", 2 * ff, h), (b + "ffn_down.weight", h, ff)]
+        else:
+            out += [(b + "ffn_gate.weight", ff, h), (b + "ffn_up.weight", ff, h),
+                    (b + "ffn_down.weight", h, ff)]
     out.append(("output_norm.weight", 1, h))
     if not a["tie_word_embeddings"]:
         out.append(("output.weight", a["vocab_size"], h))
@@ -150,11 +180,12 @@ def gguf_tensor_types(arch: Any, ftype: str, imatrix: bool = False) -> list[tupl
     # llama.cpp: an 80-layer llama with grouped KV is LLM_TYPE_70B (gets attn_v bumped)
     is_70b = n_layer == 80 and a["num_attention_heads"] != a["num_key_value_heads"]
     tied = a["tie_word_embeddings"]
+    n_exp = n_experts(a)
     quantized = default not in ("F32", "F16", "BF16")
     i_wv = i_down = 0
     out = []
     for name, rows, cols in param_shapes(a):
-        if rows == 1:                       # norms: 1-D, stay F32
+        if rows == 1 or "ffn_gate_inp" in name:   # norms (1-D) and MoE routers stay F32
             out.append((name, rows, cols, "F32"))
             continue
         t = default
@@ -168,7 +199,7 @@ def gguf_tensor_types(arch: Any, ftype: str, imatrix: bool = False) -> list[tupl
                 t = "Q6_K"
         elif name == "token_embd.weight":
             pass
-        elif name.endswith("attn_v.weight"):
+        elif name.endswith("attn_v.weight") or name.endswith("attn_qkv.weight"):
             if ft == "q2_k":
                 t = "Q4_K" if n_gqa >= 4 else "Q3_K"
             elif ft == "q2_k_s" and n_gqa >= 4:
@@ -183,9 +214,14 @@ def gguf_tensor_types(arch: Any, ftype: str, imatrix: bool = False) -> list[tupl
                 t = "Q5_K"
             if is_70b and t in ("Q3_K", "Q4_K"):
                 t = "Q5_K"
+            if n_exp == 8:                  # llama.cpp: "bumping this to Q8_0 trades ~128MB"
+                t = "Q8_0"
             i_wv += 1
-        elif name.endswith("ffn_down.weight"):
-            i = i_down
+        elif name.endswith("attn_k.weight") and n_exp == 8:
+            t = "Q8_0"
+        elif "ffn_down" in name:
+            # llama.cpp's layer_info: MoE models take the layer from the tensor name
+            i = int(name.split(".")[1]) if n_exp > 1 else i_down
             if ft == "q2_k":
                 t = "Q3_K"
             elif ft == "q2_k_s":
@@ -206,7 +242,10 @@ def gguf_tensor_types(arch: Any, ftype: str, imatrix: bool = False) -> list[tupl
                 t = "Q4_1" if ft == "q4_0" else "Q5_1"
             i_down += 1
         elif name.endswith("attn_output.weight"):
-            t = {"q2_k": "Q3_K", "q3_k_m": "Q4_K", "q3_k_l": "Q5_K"}.get(ft, t)
+            if n_exp == 8:
+                t = "Q5_K" if ft in ("q2_k", "q3_k_s", "q3_k_m", "q4_k_s", "q4_k_m") else t
+            else:
+                t = {"q2_k": "Q3_K", "q3_k_m": "Q4_K", "q3_k_l": "Q5_K"}.get(ft, t)
         out.append((name, rows, cols, _fallback(t, cols)))
     return out
 

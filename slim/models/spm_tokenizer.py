@@ -24,7 +24,10 @@ def _gemma_style(model_type: str) -> bool:
     return model_type.startswith("gemma")  # no dummy "▁" prefix; Llama-style SPMs add one
 
 
-def train(corpus: Path, model_type: str, vocab_size: int = 2048) -> bytes:
+VOCAB_SIZE = 2048
+
+
+def train(corpus: Path, model_type: str, vocab_size: int = VOCAB_SIZE) -> bytes:
     import sentencepiece as spm
 
     lines = [ln for ln in Path(corpus).read_text(encoding="utf-8").splitlines() if ln.strip()]
