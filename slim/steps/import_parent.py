@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 VERSION = 2
-LIBS = ("torch", "transformers", "gguf", "tokenizers", "safetensors")
+LIBS = ("torch", "transformers", "llama.cpp-toolchain", "tokenizers", "safetensors")
 
 
 @dataclass

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 VERSION = 2
-LIBS = ("llama-cpp-python", "gguf", "numpy")
+LIBS = ("llama-cpp-python", "llama.cpp-toolchain", "numpy")
 
 #: quant type name -> llama_ftype value (llama.h)
 FTYPES = {"Q4_0": 2, "Q4_1": 3, "Q8_0": 7, "Q5_0": 8, "Q5_1": 9, "Q2_K": 10, "Q3_K_S": 11,

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 VERSION = 2
-LIBS = ("torch", "transformers", "tokenizers", "safetensors", "gguf", "sentencepiece")
+LIBS = ("torch", "transformers", "tokenizers", "safetensors", "llama.cpp-toolchain",
+        "sentencepiece")
 _TOKENIZERS = ("smollm2", "sentencepiece")
 
 _ARCHS = ("llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "gemma2",
