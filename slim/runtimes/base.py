@@ -161,7 +161,8 @@ class Runtime(abc.ABC):
                 on_done(i)
         return out
 
-    def _chat_ids(self, messages: list[dict]) -> list[int]:
+    def chat_prompt_ids(self, messages: list[dict]) -> list[int]:
+        """Token ids of the chat prompt :meth:`chat` decodes from (SlimError if it fills n_ctx)."""
         prompt = self.render_chat(messages, add_generation_prompt=True)
         ids = self.tokenize(prompt, add_bos=False)
         if len(ids) >= self.n_ctx:
@@ -170,13 +171,13 @@ class Runtime(abc.ABC):
         return ids
 
     def chat(self, messages: list[dict], max_tokens: int = 128) -> str:
-        ids = self._chat_ids(messages)
+        ids = self.chat_prompt_ids(messages)
         return self.detokenize(self.generate(ids, min(max_tokens, self.n_ctx - len(ids)))).strip()
 
     def chat_batch(self, conversations: Sequence[list[dict]], max_tokens: int = 128,
                    batch_size: int = 16, on_done: Callable[[int], None] | None = None) -> list[str]:
         """:meth:`chat` for many conversations at once (see :meth:`generate_batch`)."""
-        ids = [self._chat_ids(m) for m in conversations]
+        ids = [self.chat_prompt_ids(m) for m in conversations]
         toks = self.generate_batch(ids, [min(max_tokens, self.n_ctx - len(i)) for i in ids],
                                    batch_size=batch_size, on_done=on_done)
         return [self.detokenize(t).strip() for t in toks]

@@ -44,6 +44,13 @@ def test_llamacpp_batched_equals_sequential_tiny(tiny_cpp_rt):
 
 
 def test_llamacpp_batched_equals_sequential_smollm2(smol_rt):
+    from slim.runtimes.llamacpp_batch import shared_prefix
+
+    ids = prompts(smol_rt)
+    # SmolLM2's template opens every prompt without a system message alike: the
+    # shared-prefix copy is exercised (and the one with a system message skips it)
+    k = len(shared_prefix(ids))
+    assert k >= 10 and ids[3][:k] != ids[0][:k]
     check_agreement(smol_rt, 32, batch_size=4, min_identical=0.8)
 
 
@@ -88,6 +95,15 @@ def test_agreement_check_catches_misrouted_logits(tiny_cpp_rt, monkeypatch):
     seq = tiny_cpp_rt.generate_batch(ids, 16, batch_size=1)
     bad = tiny_cpp_rt.generate_batch(ids, 16, batch_size=4)
     assert len(compare_greedy(tiny_cpp_rt, ids, seq, bad)["unexplained"]) >= len(ids) // 2
+
+
+def test_shared_prefix():
+    from slim.runtimes.llamacpp_batch import shared_prefix
+
+    assert shared_prefix([[1, 2, 3, 4, 5, 6], [1, 2, 3, 4, 5, 7], [9, 2, 3, 4, 5, 6]]) == [1, 2, 3, 4, 5]
+    # capped so that each user has a token after it to evaluate
+    assert shared_prefix([[1, 2, 3, 4, 5, 6], [1, 2, 3, 4, 5]]) == [1, 2, 3, 4]
+    assert shared_prefix([[1, 2, 3], [4, 5, 6]]) == []
 
 
 def test_first_difference():
