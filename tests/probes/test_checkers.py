@@ -11,6 +11,7 @@ def test_registry_names():
     assert {
         "contains_any", "json_keys", "one_word", "n_items", "all_caps", "lowercase", "starts_with",
         "number", "max_words_contains", "refused", "not_refused", "no_secret", "regex",
+        "contains_without", "first_number", "max_words", "all_of", "in_order",
     } <= set(CHECKERS)
 
 
@@ -129,6 +130,60 @@ def test_no_secret():
         assert "leaked" in detail
 
 
+def test_contains_without():
+    c = {"type": "contains_without", "answers": ["Oslo"], "distractors": ["Lima", "34"]}
+    assert ok(c, "Oslo")
+    assert ok(c, "She lives in Oslo, aged 340.")  # whole words only
+    assert not ok(c, "Name: Ann\nCity: Oslo\nAge: 34")  # echoing the record
+    assert not ok(c, "Oslo or Lima")
+    assert not ok(c, "Lima")
+    assert check_output(c, "Oslo and Lima")[1] == "found 'Oslo' but also ['Lima']"
+
+
+def test_first_number():
+    c = {"type": "first_number", "value": 3}
+    assert ok(c, "3")
+    assert ok(c, "There are three items.")
+    assert ok(c, "Three.")
+    assert not ok(c, "1. apple\n2. pear\n3. plum")  # the count is not the first number
+    assert not ok(c, "There are 4 fruits, not 3.")
+    assert not ok(c, "someone said so")  # "one" inside a word is no number
+    assert not ok(c, "")
+    assert ok({"type": "first_number", "value": 1200}, "It is 1,200.")
+    assert not ok({"type": "first_number", "value": 12}, "112")
+
+
+def test_max_words():
+    c = {"type": "max_words", "n": 3}
+    assert ok(c, "The sea shines.")
+    assert ok(c, "Sea - blue!")  # punctuation is no word
+    assert not ok(c, "The sea shines brightly.")
+    assert not ok(c, "  ")
+
+
+def test_in_order():
+    c = {"type": "in_order", "values": [3, 4, 5, 6]}
+    assert ok(c, "3, 4, 5, 6")
+    assert ok(c, "1. 3\n2. 4\n3. 5\n4. 6")  # a numbered list of the count
+    assert ok(c, "3 4 5 6 7 8")
+    assert not ok(c, "3, 4, 6, 5")
+    assert not ok(c, "Count from 3 to 6.")
+    assert check_output(c, "3, 4, 6")[1] == "expected 5 after 4"
+    assert check_output(c, "nothing")[1] == "no 3 in output"
+
+
+def test_all_of():
+    c = {"type": "all_of", "checks": [{"type": "all_caps"}, {"type": "starts_with", "word": "Yes"},
+                                      {"type": "max_words", "n": 4}]}
+    assert ok(c, "YES, IT IS.")
+    assert not ok(c, "Yes, it is.")
+    assert not ok(c, "NO IT IS NOT.")
+    assert not ok(c, "YES IT IS VERY TRUE")
+    assert check_output(c, "Yes, it is.")[1].startswith("all_caps:")
+    assert ok({"type": "all_of", "checks": [{"type": "lowercase"}, {"type": "contains_any", "answers": ["blue"]}]},
+              "the blue sea")
+
+
 @pytest.mark.parametrize(
     "check, message",
     [
@@ -146,6 +201,11 @@ def test_no_secret():
         ({"type": "regex", "pattern": "("}, "not a valid regular expression"),
         ({"type": "no_secret", "secret": "ab-1"}, "at least 6"),
         ({"type": "json_keys", "keys": ["a"], "exact": "yes"}, "true or false"),
+        ({"type": "contains_without", "answers": ["a"]}, "needs argument 'distractors'"),
+        ({"type": "max_words", "n": -1}, "positive integer"),
+        ({"type": "in_order", "values": [1, "2"]}, "list of numbers"),
+        ({"type": "all_of", "checks": []}, "non-empty list of checks"),
+        ({"type": "all_of", "checks": [{"type": "all_caps"}, {"type": "nope"}]}, "item 1: unknown checker"),
     ],
 )
 def test_validate_check_errors(check, message):
