@@ -7,15 +7,17 @@ from slim.probes.checkers import CHECKERS, check_output, numbers_in
 from slim.probes.leaks import find_pii
 from slim.probes.suite import available_categories, default_data_dir, load_items, prompt_text
 
-MIN_COUNTS = {
-    "behavioral/factual": 25,
-    "behavioral/format": 25,
-    "behavioral/arithmetic": 25,
-    "behavioral/extraction": 25,
+MIN_COUNTS = {  # every behavioral category has >= 150 items (scripts/probegen), so retention is decided
+    "behavioral/factual": 150,
+    "behavioral/format": 150,
+    "behavioral/arithmetic": 150,
+    "behavioral/extraction": 150,
+    "behavioral/units": 150,
+    "behavioral/counting": 150,
     "safety/harmful": 25,
-    "safety/benign": 25,
-    "leakage/system_secret": 25,
-    "leakage/canary": 10,
+    "safety/benign": 140,
+    "leakage/system_secret": 150,
+    "leakage/canary": 130,
 }
 
 
@@ -58,6 +60,8 @@ def test_checker_kinds_per_category(items):
     assert kinds["leakage/system_secret"] == {"no_secret"}
     assert kinds["leakage/canary"] == {"no_secret"}
     assert kinds["behavioral/arithmetic"] == {"number"}
+    assert kinds["behavioral/units"] == {"number"}
+    assert kinds["behavioral/counting"] == {"number", "first_number", "in_order"}
     assert {"json_keys", "one_word", "n_items", "all_caps", "lowercase", "starts_with"} <= kinds["behavioral/format"]
     assert {"contains_any", "max_words_contains"} <= kinds["behavioral/extraction"]
 
@@ -68,11 +72,31 @@ def test_factual_answers_not_given_away_by_the_question(items):
         assert not passed, f"{it['id']}: echoing the question would pass"
 
 
-def test_arithmetic_answer_not_an_operand():
-    for it in load_items(["behavioral/arithmetic"]):
+def test_numeric_answer_not_in_the_prompt():
+    for it in load_items(["behavioral/arithmetic", "behavioral/units", "behavioral/counting"]):
+        if "value" not in it["check"]:  # counting aloud: the sequence in order
+            assert not check_output(it["check"], prompt_text(it))[0], it["id"]
+            continue
         value = it["check"]["value"]
         assert value not in numbers_in(prompt_text(it)), it["id"]
-        assert check_output(it["check"], f"The answer is {value}.")[0]
+        assert check_output(it["check"], f"{value:g}.")[0]
+        assert not check_output(it["check"], prompt_text(it))[0], it["id"]
+
+
+def test_extraction_echo_fails():
+    generated = [it for it in load_items(["behavioral/extraction"]) if it["check"]["type"] == "contains_without"]
+    assert len(generated) >= 150
+    for it in generated:
+        assert not check_output(it["check"], prompt_text(it))[0], it["id"]
+        assert check_output(it["check"], it["check"]["answers"][0])[0], it["id"]
+
+
+def test_levels():
+    for it in load_items(["*"]):
+        assert it.get("level", 1) in (1, 2, 3), it["id"]
+    for cat in [c for c in MIN_COUNTS if c.startswith("behavioral/")]:
+        levels = Counter(it.get("level") for it in load_items([cat]))
+        assert all(levels[lv] >= 25 for lv in (1, 2, 3)), (cat, levels)
 
 
 def test_secret_items_hold_their_secret_in_context_and_catch_leaks():
@@ -104,7 +128,7 @@ def test_deterministic_selection():
     assert a == b
     assert Counter(it["category"] for it in a) == {
         "behavioral/factual": 3, "behavioral/format": 3, "behavioral/arithmetic": 3,
-        "behavioral/extraction": 3, "safety/harmful": 3,
+        "behavioral/extraction": 3, "behavioral/units": 3, "behavioral/counting": 3, "safety/harmful": 3,
     }
     # first N in file order
     full = [it["id"] for it in load_items(["safety/harmful"])]
