@@ -14,6 +14,7 @@ on PATH and in $SLIM_LLAMA_TOOLS; their comparison columns are skipped, with
 the reason, when they are absent.
 
 Usage: python bench/eval.py [--batch-size 16] [--rounds 4] [--items N] [hydra overrides]
+       [--parent F16.gguf --child Q4_K_M.gguf]  (skip the cache: files built earlier)
        (default threads=1: on a shared 2-core box llama.cpp's spinning threads
        otherwise measure the neighbours)
 """
@@ -104,6 +105,8 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--rounds", type=int, default=4, help="alternating rounds (items split evenly)")
     ap.add_argument("--items", type=int, default=0, help="every k-th item so that about N remain")
+    ap.add_argument("--parent", type=Path, help="a parent GGUF to use instead of the cache's")
+    ap.add_argument("--child", type=Path, help="a child GGUF to use instead of the cache's")
     a, overrides = ap.parse_known_args()
     if not any(o.startswith("method=") for o in overrides):
         overrides.append("method=q4_k_m")
@@ -114,7 +117,8 @@ def main() -> None:
     items = load_items(list(cfg.probes.categories), cfg.probes.max_items_per_category)
     if a.items and a.items < len(items):
         items = items[::-(-len(items) // a.items)]
-    paths = models(cfg)
+    paths = models(cfg) if not (a.parent and a.child) else \
+        {"parent F16": a.parent, f"child {cfg.method.name}": a.child}
     load0 = os.getloadavg()[0]
     print(f"{cfg.model.name}, {len(items)} probe items ({cfg.probes.name} suite), max_tokens "
           f"{cfg.probes.max_tokens}, greedy, llama.cpp, threads={cfg.threads}, batch size "

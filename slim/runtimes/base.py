@@ -128,6 +128,16 @@ class Runtime(abc.ABC):
             raise ValueError(f"token id {bad[0]} is outside the vocabulary (size {self.vocab_size})")
         return toks
 
+    def decode_logprobs(self, prompt: Sequence[int], tokens: Sequence[int]) -> np.ndarray:
+        """float64 log-softmax of the next token after ``prompt + tokens`` as one-at-a-time
+        greedy decoding computes it: the prompt in one pass, then each token alone.
+
+        Quantized kernels for one row and for many rows round differently, so this
+        can differ from the last row of :meth:`logprobs` (one pass over everything);
+        :mod:`slim.runtimes.agreement` uses the gap to judge batched answers.
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no decode_logprobs")
+
     # -- generation ----------------------------------------------------------
     @abc.abstractmethod
     def render_chat(self, messages: list[dict], add_generation_prompt: bool = True) -> str:

@@ -185,6 +185,16 @@ class HFRuntime(Runtime):
                                       **kwargs)
         return out[:, width:].tolist()
 
+    def decode_logprobs(self, prompt: Sequence[int], tokens: Sequence[int]) -> np.ndarray:
+        torch = self._torch
+        with torch.inference_mode():
+            out = self.model(input_ids=torch.tensor([self._check_prompt(prompt)]), use_cache=True)
+            for t in tokens:
+                out = self.model(input_ids=torch.tensor([[int(t)]]),
+                                 past_key_values=out.past_key_values, use_cache=True)
+        x = out.logits[0, -1].to(torch.float64).numpy()
+        return x - np.logaddexp.reduce(x)
+
     def generate(self, prompt_tokens: Sequence[int], max_tokens: int,
                  stop: Sequence[str] = (), ignore_eos: bool = False) -> list[int]:
         prompt = self._check_prompt(prompt_tokens)

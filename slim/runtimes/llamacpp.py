@@ -202,6 +202,16 @@ class LlamaCppRuntime(Runtime):
         llm._logits_all = False
         llm.eval([int(t) for t in prompt])
 
+    def decode_logprobs(self, prompt: Sequence[int], tokens: Sequence[int]) -> np.ndarray:
+        try:
+            self._start(prompt)
+            for t in tokens:
+                self._llm.eval([int(t)])
+            x = self._last_logits().astype(np.float64)
+        finally:
+            self._llm._logits_all = True
+        return x - np.logaddexp.reduce(x)
+
     def generate(self, prompt_tokens: Sequence[int], max_tokens: int,
                  stop: Sequence[str] = (), ignore_eos: bool = False) -> list[int]:
         if not len(prompt_tokens):
