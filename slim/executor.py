@@ -51,6 +51,9 @@ class Resolved:
     entry: Entry | None = None
     seconds: float | None = None
     ran: bool = False
+    #: the step process's peak RSS / CUDA memory (None when it came from the cache)
+    peak_rss_bytes: int | None = None
+    peak_gpu_bytes: int | None = None
 
 
 def toposort(steps: dict[str, Step]) -> list[Step]:
@@ -155,7 +158,9 @@ class Executor:
         r.cached = not started
         r.seconds = round(time.time() - t0, 3)
         if started:
-            self.log.emit("finished", step=step.id, key=r.key, seconds=r.seconds)
+            mem = {k: v for k, v in (("peak_rss_bytes", r.peak_rss_bytes),
+                                      ("peak_gpu_bytes", r.peak_gpu_bytes)) if v is not None}
+            self.log.emit("finished", step=step.id, key=r.key, seconds=r.seconds, **mem)
         else:
             self.log.emit("cache_hit", step=step.id, key=r.key)
 
@@ -190,6 +195,7 @@ class Executor:
                     why += " (out of memory?)"
                 raise StepFailed(step.id, "step_process_died", why)
             res = json.loads(res_file.read_text())
+            r.peak_rss_bytes, r.peak_gpu_bytes = res.get("peak_rss_bytes"), res.get("peak_gpu_bytes")
             if not res["ok"]:
                 if res.get("user"):
                     raise StepFailed(step.id, res["reason"], res["message"])

@@ -307,7 +307,9 @@ def assemble_report(cfg, plan, resolved, staging: Path, seconds: float) -> dict:
         "calibration": cal,
         "environment": environment(cfg.threads),
         "steps": [{"id": r.step.id, "kind": r.step.kind, "key": r.key, "cached": r.cached,
-                   "seconds": r.seconds} for r in resolved.values()],
+                   "seconds": r.seconds, "peak_rss_bytes": r.peak_rss_bytes,
+                   **({"peak_gpu_bytes": r.peak_gpu_bytes} if r.peak_gpu_bytes else {})}
+                  for r in resolved.values()],
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "build_seconds": round(seconds, 2),
     }

@@ -130,10 +130,14 @@ def render_markdown(r: dict, plot: str | None = None) -> str:
                 f"- {sp.get('runtime')}: prompt {sp['prompt_tokens_per_s']:.0f} tok/s, generation "
                 f"{sp['gen_tokens_per_s']:.1f} tok/s ({sp.get('threads')} threads, "
                 f"{sp.get('prompt_tokens')} prompt / {sp.get('gen_tokens')} generated tokens)"]
-    out += ["", "## Steps", "", "| step | key | cached | seconds |", "|---|---|---|---|"]
+    out += ["", "## Steps", "", "peak RSS: the step process's maximum resident memory "
+            "(GiB = 2^30 bytes); cached steps did not run here.", "",
+            "| step | key | cached | seconds | peak RSS GiB |", "|---|---|---|---|---|"]
     for s in r["steps"]:
+        rss = s.get("peak_rss_bytes")
         out.append(f"| {s['id']} | `{s['key'][:16]}` | {'yes' if s['cached'] else 'no'} | "
-                   f"{_f(s['seconds'], '{:.1f}')} |")
+                   f"{_f(s['seconds'], '{:.1f}')} | "
+                   f"{'–' if rss is None else f'{rss / 2**30:.2f}'} |")
     out += ["", f"Verify: `python -m slim.verify builds/{r['build']}`", ""]
     return "\n".join(out)
 

@@ -25,6 +25,16 @@ def _die_with_parent() -> None:
         pass
 
 
+def peak_memory() -> dict:
+    """This process's peak RSS, and peak CUDA memory when torch used a GPU here (bytes)."""
+    import resource
+    out = {"peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+        out["peak_gpu_bytes"] = int(torch.cuda.max_memory_allocated())
+    return out
+
+
 def main(spec_path: str) -> int:
     _die_with_parent()
     spec_file = Path(spec_path)
@@ -58,6 +68,7 @@ def main(spec_path: str) -> int:
     except BaseException as e:  # a bug: keep the traceback
         result = {"ok": False, "user": False, "reason": type(e).__name__,
                   "message": str(e), "traceback": traceback.format_exc()}
+    result.update(peak_memory())
     result_file.write_text(json.dumps(result))
     return 0 if result["ok"] else 1
 

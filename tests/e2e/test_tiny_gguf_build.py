@@ -139,3 +139,27 @@ def test_private_key_never_leaves_the_key_dir(tiny_q4):
                 scanned += 1
                 assert not any(n in data for n in needles), f"private key material in {p}"
     assert scanned > 10
+
+
+
+def test_every_step_that_ran_records_its_peak_memory(tmp_path):
+    """Peak RSS per step process (issue: real model sizes): on the result and in events.jsonl."""
+    from slim.cache.store import ObjectStore
+    from slim.executor import EventLog, Executor
+    from slim.plan import Planner
+
+    plan = Planner(compose(TINY + ["method=q4_k_m"])).build()
+    log = EventLog(tmp_path / "events.jsonl")
+    res = Executor(ObjectStore(tmp_path / "cache"), log, threads=1).run(
+        {"probe_suite": plan.steps["probe_suite"]})
+    r = res["probe_suite"]
+    assert r.ran and r.peak_rss_bytes > 20 * 2**20   # a Python process importing slim
+    fin = [e for e in log.events if e["event"] == "finished"]
+    assert fin and fin[0]["peak_rss_bytes"] == r.peak_rss_bytes
+    again = Executor(ObjectStore(tmp_path / "cache"), EventLog(None), threads=1).run(
+        {"probe_suite": plan.steps["probe_suite"]})["probe_suite"]
+    assert again.cached and again.peak_rss_bytes is None   # nothing ran: nothing measured
+
+
+def test_report_md_has_the_peak_rss_column(tiny_q4):
+    assert "peak RSS GiB" in (tiny_q4 / "report.md").read_text()
