@@ -109,3 +109,37 @@ def test_published_family_q4_k_m_sizes_within_3_percent(model, published):
 
     est = estimate_weights(model_arch(compose([f"model={model}"])), "q4_k_m")
     assert est["bytes"] == pytest.approx(published, rel=0.03)
+
+
+def _run_llmc_to_child_fidelity(model: str):
+    from slim.build import open_store
+    from slim.executor import EventLog, Executor
+    from slim.plan import Planner, ancestors
+
+    cfg = compose([f"model={model}", "method=gptq_w4", "hardware=rtx4090_24gb", "probes=quick",
+                   "calibration=small", "threads=1"])   # the GGUF test's calibration set
+    plan = Planner(cfg).build()
+    want = ancestors(plan.steps, ["fidelity:child"])
+    ex = Executor(open_store(cfg), EventLog(None), threads=1)
+    return ex.run({k: plan.steps[k] for k in want})
+
+
+# Mixtral: GPTQ itself runs, but the compressed folder loaded back in float32 keeps the router
+# (MixtralTopKRouter, not an nn.Linear) in float16 under compressed-tensors' offload wrapper,
+# and the forward fails ("expected m1 and m2 to have the same dtype"); Qwen2-MoE's router loads.
+LLMC_FAMILIES = [m if m != "tiny_mixtral" else pytest.param(m, marks=pytest.mark.xfail(
+    strict=True, reason="compressed-tensors 0.19 leaves Mixtral's router float16 in a float32 "
+                        "load")) for m in FAMILIES]
+
+
+@pytest.mark.parametrize("model", LLMC_FAMILIES)
+def test_family_through_llm_compressor_gptq(model):
+    """GPTQ W4A16 (llm-compressor) on every family; the saved folder loads back and is measured."""
+    import json
+
+    res = _run_llmc_to_child_fidelity(model)
+    out = res["llmc_oneshot:0"].entry.data
+    cfg = json.loads(next(out.rglob("config.json")).read_text())
+    assert cfg["quantization_config"]["quant_method"] == "compressed-tensors"
+    fid = json.loads((res["fidelity:child"].entry.data / "fidelity.json").read_text())
+    assert fid["tokens"] > 0 and math.isfinite(fid["kld_mean"]) and 0 <= fid["kld_mean"] < 1.0
