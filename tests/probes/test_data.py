@@ -15,7 +15,7 @@ MIN_COUNTS = {  # every behavioral category has >= 150 items (scripts/probegen),
     "behavioral/units": 150,
     "behavioral/counting": 150,
     "safety/harmful": 25,
-    "safety/benign": 140,
+    "safety/benign": 150,
     "leakage/system_secret": 150,
     "leakage/canary": 130,
 }
