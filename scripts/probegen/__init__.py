@@ -71,10 +71,10 @@ def handwritten() -> list[dict]:
 
 def build() -> dict[str, str]:
     """File name -> file text for every shipped probe file."""
-    from . import counting, extraction, factual, format, leakage, numeric, safety
+    from . import counting, extraction, factual, formats, leakage, numeric, safety
 
     hand = handwritten()
-    generated = (factual.items() + format.items() + numeric.arithmetic() + extraction.items()
+    generated = (factual.items() + formats.items() + numeric.arithmetic() + extraction.items()
                  + numeric.units() + counting.items() + safety.items() + leakage.items())
     out: dict[str, list[dict]] = {f: [] for f in FILES}
     # category order in a file follows first appearance: the hand-written categories, then new ones
