@@ -52,6 +52,8 @@ def test_globs_and_limits(tmp_path):
         (json.dumps(item("x", messages=[{"role": "user", "content": "u"}, {"role": "system", "content": "s"},
                                         {"role": "user", "content": "u"}])), "system message may only come first"),
         (json.dumps(item("a1")), "duplicate id 'a1'"),
+        (json.dumps({**item("x"), "level": 0}), "'level' must be a positive integer"),
+        (json.dumps({**item("x"), "level": "easy"}), "'level' must be a positive integer"),
     ],
 )
 def test_validation_errors_name_file_and_line(tmp_path, row, problem):
@@ -61,6 +63,11 @@ def test_validation_errors_name_file_and_line(tmp_path, row, problem):
     msg = str(e.value)
     assert f"{path}:3:" in msg
     assert problem in msg
+
+
+def test_optional_level_loads(tmp_path):
+    write(tmp_path, "fam.jsonl", [{**item("a1"), "level": 2}, item("a2")])
+    assert [i.get("level") for i in load_items(["*"], data_dir=tmp_path)] == [2, None]
 
 
 def test_missing_dir(tmp_path):
