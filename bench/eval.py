@@ -13,7 +13,7 @@ flip at a near-tie of the two best tokens (float reordering) or unexplained
 on PATH and in $SLIM_LLAMA_TOOLS; their comparison columns are skipped, with
 the reason, when they are absent.
 
-Usage: python bench/eval.py [--batch-size 16] [--rounds 4] [--items N] [hydra overrides]
+Usage: python bench/eval.py [--batch-size 32] [--rounds 4] [--items N] [hydra overrides]
        [--parent F16.gguf --child Q4_K_M.gguf]  (skip the cache: files built earlier)
        (default threads=1: on a shared 2-core box llama.cpp's spinning threads
        otherwise measure the neighbours)
@@ -102,7 +102,7 @@ def tools_line() -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--rounds", type=int, default=4, help="alternating rounds (items split evenly)")
     ap.add_argument("--items", type=int, default=0, help="every k-th item so that about N remain")
     ap.add_argument("--parent", type=Path, help="a parent GGUF to use instead of the cache's")
@@ -133,12 +133,13 @@ def main() -> None:
         print(f"  batched ({a.batch_size:2}) : {m['bat_s']:7.1f} s  {m['n'] / m['bat_s']:6.3f} items/s"
               f"   ratio {m['seq_s'] / m['bat_s']:.2f}x  (target >= 4)")
         print(f"  identical outputs: {m['identical']}/{m['n']} = {100 * m['identical'] / m['n']:.1f}% "
-              f"(text {m['identical_text']}); differing: {m['explained']} flips at near-ties "
-              f"(top-2 margin < 0.05), {len(m['unexplained'])} unexplained; same checker verdict "
+              f"(text {m['identical_text']}); differing: {m['explained']} flips at near-ties (batched "
+              f"choice within {m['bound']} nats of the best; one-row vs multi-row kernels of this "
+              f"file differ by up to {m['sigma']}), {len(m['unexplained'])} unexplained; same verdict "
               f"{m['same_verdict']}/{m['n']}")
         for u in m["unexplained"][:5]:
-            print(f"    unexplained: item {items[u['index']]['id']} at token {u['at']}, "
-                  f"margin {u['margin']}")
+            print(f"    unexplained: item {items[u['index']]['id']} at token {u['at']}: batched choice "
+                  f"trails by {u['gap']} (one at a time) / {u['gap_one_pass']} (one pass) nats")
         print(f"  tokens: {m['prompt_tokens']} prompt, {m['gen_tokens']} generated (one at a time)")
     print(f"\nboth models: one at a time {tot['n'] / tot['seq_s']:.3f} items/s, batched "
           f"{tot['n'] / tot['bat_s']:.3f} items/s, ratio {tot['seq_s'] / tot['bat_s']:.2f}x; "

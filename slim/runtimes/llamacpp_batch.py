@@ -13,7 +13,8 @@ The KV cache is not unified (one stream per slot, ``kv_unified=False``, as
 llama.h advises for sequences that share no prefix): each token attends over its
 own sequence's cells only, as in one-at-a-time decoding, instead of over every
 slot's cells under a mask. llama.cpp then splits a batch into micro-batches of
-consecutive sequence ids, so tokens are added in slot order.
+consecutive sequence ids, so tokens are added in slot order, and once the last
+prompts are admitted, finished slots are filled by moving later sequences down.
 
 Probe prompts share the chat template's opening (SmolLM2 adds the same system
 prompt to every item without one: ~40% of the suite's prompt tokens). That
@@ -166,7 +167,23 @@ class BatchDecoder:
                 if (len(st.out) >= st.limit
                         or (stop and cut_at_stop(detokenize(st.out), stop)[1])):
                     finish(s)
+            if not pending:
+                self._compact(slots)
         return results  # type: ignore[return-value]
+
+    def _compact(self, slots: list) -> None:
+        """Move the last live sequences into the holes below them (an exact copy of their
+        K/V stream): llama.cpp splits a batch at every gap in the sequence ids, and once
+        no prompt is left to fill the holes each gap would cost one more micro-batch."""
+        L, mem = self._L, self._ctx.memory
+        while None in slots:
+            hole = slots.index(None)
+            last = max((i for i, st in enumerate(slots) if st is not None), default=-1)
+            if last < hole:
+                return
+            L.llama_memory_seq_cp(mem, last, hole, -1, -1)
+            L.llama_memory_seq_rm(mem, last, -1, -1)
+            slots[hole], slots[last] = slots[last], None
 
 
 def shared_prefix(prompts: Sequence[list[int]], min_len: int = 4) -> list[int]:

@@ -22,7 +22,7 @@ class Params:
     max_tokens: int = 64
     runtime: str = "llama.cpp"
     model_file: str = ""
-    batch_size: int = 16      # sequences decoded together; 1 = one at a time
+    batch_size: int = 32      # sequences decoded together; 1 = one at a time (bench/eval.py)
 
     def validate(self):
         if not isinstance(self.batch_size, int) or isinstance(self.batch_size, bool) \
