@@ -2,8 +2,8 @@
 
 Levels were tuned on the default parent (bench/probe_difficulty.py): random three-digit
 sums and two-digit products were near 0%; unit conversions by 16, 24 or 60 5% even with
-the factor stated, reverse conversions (cm -> m) 0%; none of these is generated.  Unit
-conversion stays the weakest family on this parent (~25%).
+the factor stated, by 2-12 with the factor given 13-17%, reverse conversions (cm -> m)
+0%; none of these is generated.  Unit conversion stays the weakest family on this parent.
 
 The answer is never one of the numbers in the prompt (nor a conversion factor), so
 echoing the question or quoting "1 m = 100 cm" does not pass.
@@ -59,23 +59,16 @@ _UNITS = [
     ("centimeter", "millimeters", 10), ("decade", "years", 10), ("dime", "cents", 10),
     ("meter", "centimeters", 100), ("kilometer", "meters", 1000), ("kilogram", "grams", 1000),
     ("liter", "milliliters", 1000), ("meter", "millimeters", 1000), ("century", "years", 100),
-    ("pair", "socks", 2), ("yard", "feet", 3), ("hand", "fingers", 5), ("week", "days", 7),
-    ("year", "months", 12), ("foot", "inches", 12),
 ]
 _PLURAL = {"century": "centuries", "foot": "feet"}
 
 
 def _units_one(rng: random.Random, level: int) -> tuple[str, int, set[int]]:
-    """Level 1: a factor of 10 the model must know (n up to 20); 2: 100 or 1000, which the
-    parent often gets wrong by a zero; 3: a factor that is no power of ten (2, 3, 5, 7, 12),
-    given after the question, so it must multiply.  (Stating the factor before the
-    question made the parent repeat it instead of answering.)"""
-    f_ok = {1: lambda f: f == 10, 2: lambda f: f in (100, 1000), 3: lambda f: f not in (10, 100, 1000)}[level]
-    big, small, f = rng.choice([u for u in _UNITS if f_ok(u[2])])
-    n = rng.randint(2, 20 if level == 1 else 12 if level == 2 else 10)
+    """Level 1: a factor of 10 the model must know, n up to 20; 2: the same with n of 21-99;
+    3: a factor of 100 or 1000, which the parent often gets wrong by a zero."""
+    big, small, f = rng.choice([u for u in _UNITS if (u[2] == 10) == (level < 3)])
+    n = rng.randint(2, 20) if level == 1 else rng.randint(21, 99) if level == 2 else rng.randint(2, 12)
     q = f"How many {small} are in {n} {_PLURAL.get(big, big + 's')}?"
-    if level == 3:
-        q += f" (1 {big} = {f} {small})"
     return q, n * f, {1, n, f}
 
 
