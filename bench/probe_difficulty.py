@@ -71,10 +71,13 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--gguf", type=Path, default=None,
                     help="run this GGUF instead of the planned parent F16 GGUF")
-    ap.add_argument("--batch-size", type=int, default=16,
-                    help="sequences decoded together when the runtime batches (the probe step's default)")
+    ap.add_argument("--batch-size", type=int, default=None,
+                    help="sequences decoded together when the runtime batches (default: the probe step's)")
     ap.add_argument("--out", type=Path, default=None, help="write every result as JSONL")
     a, overrides = ap.parse_known_args()
+    if a.batch_size is None:
+        from slim.steps.probe_run import Params
+        a.batch_size = Params().batch_size
     cfg = compose(overrides)
 
     from slim.probes.suite import load_items, run_items, score_item
