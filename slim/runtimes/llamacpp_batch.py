@@ -80,6 +80,8 @@ class BatchDecoder:
                             f"batch size", "batch_context_failed") from None
         self._batch = L.llama_batch_init(n_batch, 0, 1)
         self.n_seq, self.n_batch = n_seq, n_batch
+        # stream copies move attention K/V; a recurrent state is not a K/V stream
+        self.can_copy = not (getattr(llm, "_is_recurrent", False) or getattr(llm, "_is_hybrid", False))
         self.n_vocab = int(llm.n_vocab())
 
     def close(self) -> None:
@@ -167,7 +169,7 @@ class BatchDecoder:
                 if (len(st.out) >= st.limit
                         or (stop and cut_at_stop(detokenize(st.out), stop)[1])):
                     finish(s)
-            if not pending:
+            if not pending and self.can_copy:
                 self._compact(slots)
         return results  # type: ignore[return-value]
 
@@ -213,7 +215,8 @@ def plan_slots(llm, prompts: Sequence[list[int]], limits: Sequence[int], batch_s
     slots, each holding the longest prompt plus its generation, within :data:`KV_BUDGET`."""
     need = max(len(p) + max(n, 1) for p, n in zip(prompts, limits))
     n_ctx_seq = -(-need // _PAD) * _PAD
-    prefix = shared_prefix(prompts)
+    recurrent = getattr(llm, "_is_recurrent", False) or getattr(llm, "_is_hybrid", False)
+    prefix = [] if recurrent else shared_prefix(prompts)
     fit = KV_BUDGET // max(1, n_ctx_seq * kv_bytes_per_cell(llm._model.model)) - bool(prefix)
     n_seq = max(1, min(batch_size, len(prompts), fit))
     n_batch = max(n_ubatch, max(len(p) for p in prompts) + n_seq)
