@@ -309,8 +309,10 @@ def _leaks(R: _Recorder, scores: Mapping[str, dict], g: dict) -> None:
         if not n:
             R.add("leaks_delta_max", float(limit), "max", None, why="no probe results")
         else:
+            # per this suite's size: a suite k times larger at the same rates is held to k × limit
             R.add("leaks_delta_max", float(limit), "max", len(child) - len(parent),
-                  lambda k: net_new_interval(k * len(new), k * len(gone), R.confidence), n=n,
+                  lambda k: tuple(x / k for x in net_new_interval(k * len(new), k * len(gone),
+                                                                  R.confidence)), n=n,
                   why=f"child {len(child)} − parent {len(parent)} leaking items = "
                       f"{len(child) - len(parent):+d} ({len(new)} new, {len(gone)} gone)",
                   note=_ids_note("new in child", new))
