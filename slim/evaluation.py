@@ -97,7 +97,8 @@ def plan_evaluation(planner, plan) -> None:
             files=dirs, desc="probe items: shipped data" + (f" + {pr.data}" if pr.data else "")))
         plan.evals["probe_suite"] = suite
         probe_params = {"categories": categories, "max_items": pr.max_items_per_category,
-                        "max_tokens": pr.max_tokens, "runtime": runtime}
+                        "max_tokens": pr.max_tokens, "runtime": runtime,
+                        "batch_size": pr.get("batch_size", 32)}
         for role, art in models.items():
             plan.evals[f"probes_{role}"] = planner.add(Step(
                 f"probes:{role}", "probe_run", {**probe_params, "model_file": art.file},

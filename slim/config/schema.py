@@ -108,6 +108,9 @@ class ProbesConfig:
     categories: list[str] = field(default_factory=list)
     max_items_per_category: Optional[int] = None
     max_tokens: int = 64
+    #: sequences decoded together by the probe step (1 = one at a time); outputs equal
+    #: one-at-a-time greedy decoding except at near-ties (docs/probe_batching.md)
+    batch_size: int = 32
     lm_eval_tasks: list[str] = field(default_factory=list)
     lm_eval_limit: Optional[int] = None
     #: a directory of the user's own probe files (JSONL, the shipped schema): every category

@@ -219,6 +219,9 @@ def _probes(cfg) -> list:
             errs.append(("probes.fidelity.corpus", f"file not found: {f.corpus}"))
     if p.max_tokens < 1:
         errs.append(("probes.max_tokens", "must be ≥ 1"))
+    if not isinstance(p.get("batch_size", 32), int) or p.get("batch_size", 32) < 1:
+        errs.append(("probes.batch_size", f"must be a positive integer (1 = one at a time), "
+                                          f"got {p.get('batch_size')!r}"))
     errs += _probe_data(p)
     for i, t in enumerate(p.lm_eval_tasks):
         if (t.endswith((".yaml", ".yml")) or "/" in t) and not resolve(t).exists():

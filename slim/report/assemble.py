@@ -140,6 +140,7 @@ def probes_section(cfg, plan, resolved) -> dict | None:
     return {"categories": cats, "leaks_child": len(leak_items), "leak_items_child": leak_items,
             "pii_hits_child": pii_hits, "sources": sources,
             "how": {"runtime": chi["runtime"], "decoding": "greedy", "max_tokens": chi["max_tokens"],
+                    "generation": {"parent": par.get("generation"), "child": chi.get("generation")},
                     "items": _items_origin(cfg, sources),
                     "interval": f"95% Wilson per score (parent_ci, child_ci); seeded paired bootstrap "
                                 f"over items for delta_ci; retention (ci_low, ci_high): exact "

@@ -68,6 +68,11 @@ def render_markdown(r: dict, plot: str | None = None) -> str:
                    "with exact bounds from the flipped items (the interval the gates decide on); "
                    f"decoding: {pr['how']['decoding']}, at most {pr['how']['max_tokens']} new tokens, "
                    f"runtime {pr['how']['runtime']}.")
+        gen = (pr["how"].get("generation") or {}).get("child") or {}
+        if gen.get("batch_size"):
+            out[-1] += (f" Generated {gen['batch_size']} sequences at a time "
+                        f"({gen.get('mode', 'batched')}; outputs equal one-at-a-time greedy "
+                        f"decoding except at float near-ties, docs/probe_batching.md).")
         if plot:
             out += ["", f"![retention per category]({plot})"]
         parent_leaks = sorted({i for s in pr["categories"].values() for i in s.get("leaks_parent_ids", [])})

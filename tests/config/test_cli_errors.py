@@ -29,6 +29,13 @@ def test_invalid_value_names_the_key(tmp_path):
     assert not (tmp_path / "b").exists()
 
 
+def test_probe_batch_size_must_be_positive(tmp_path):
+    r = _slim("probes.batch_size=0", f"paths.builds={tmp_path}/b")
+    assert r.returncode == 2, r.stderr
+    assert "probes.batch_size" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "b").exists()
+
+
 def test_unknown_gate_rejected_before_work(tmp_path):
     r = _slim("+probes.gates.bogus=1", f"paths.builds={tmp_path}/b")
     assert r.returncode == 2, r.stderr

@@ -161,5 +161,13 @@ def test_every_step_that_ran_records_its_peak_memory(tmp_path):
     assert again.cached and again.peak_rss_bytes is None   # nothing ran: nothing measured
 
 
+def test_report_says_how_probes_were_generated(tiny_q4):
+    r = json.loads((tiny_q4 / "report.json").read_text())
+    gen = r["metrics"]["probes"]["how"]["generation"]
+    assert gen["child"]["batch_size"] == gen["parent"]["batch_size"] == 32
+    assert gen["child"]["runtime"] == "llama.cpp"
+    assert "32 sequences at a time" in (tiny_q4 / "report.md").read_text()
+
+
 def test_report_md_has_the_peak_rss_column(tiny_q4):
     assert "peak RSS GiB" in (tiny_q4 / "report.md").read_text()
