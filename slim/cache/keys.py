@@ -46,12 +46,21 @@ def hash_material(material: dict) -> str:
 _VERSIONS: dict[str, str] = {}
 
 
+def _toolchain_id() -> str:
+    from slim.toolchain import toolchain_id
+    return toolchain_id()
+
+
+#: "libraries" with no PyPI version of their own: llama.cpp's converter + gguf-py pair, whose
+#: gguf version label did not change when its source did (slim.toolchain)
+_PSEUDO_LIBS = {"llama.cpp-toolchain": _toolchain_id}
+
+
 def lib_versions(libs: list[str] | tuple[str, ...]) -> dict[str, str]:
     out = {}
     for lib in sorted(set(libs)):
-        if lib not in _VERSIONS and lib == "llama.cpp-toolchain":
-            from slim.toolchain import toolchain_id  # converter + gguf-py share no PyPI version
-            _VERSIONS[lib] = toolchain_id()
+        if lib not in _VERSIONS and lib in _PSEUDO_LIBS:
+            _VERSIONS[lib] = _PSEUDO_LIBS[lib]()
         if lib not in _VERSIONS:
             try:
                 _VERSIONS[lib] = metadata.version(lib)

