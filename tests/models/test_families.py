@@ -18,13 +18,14 @@ MOE = {"tiny_qwen2_moe", "tiny_mixtral"}
 TEXT = "The capital of France is Paris.\n  Two  spaces, digits 12345 and ünïcödé 🚀 end."
 
 
-def _run_to_child_fidelity(model: str):
+def _run_to_child_fidelity(model: str, *overrides: str):
+    """The real plan's steps up to the child's fidelity, through the executor and the cache."""
     from slim.build import open_store
     from slim.executor import EventLog, Executor
     from slim.plan import Planner, ancestors
 
     cfg = compose([f"model={model}", "method=q4_k_m", "probes=quick", "calibration=small",
-                   "threads=1"])
+                   "threads=1", *overrides])
     plan = Planner(cfg).build()
     want = ancestors(plan.steps, ["fidelity:child"])
     ex = Executor(open_store(cfg), EventLog(None), threads=1)
@@ -111,19 +112,6 @@ def test_published_family_q4_k_m_sizes_within_3_percent(model, published):
     assert est["bytes"] == pytest.approx(published, rel=0.03)
 
 
-def _run_llmc_to_child_fidelity(model: str):
-    from slim.build import open_store
-    from slim.executor import EventLog, Executor
-    from slim.plan import Planner, ancestors
-
-    cfg = compose([f"model={model}", "method=gptq_w4", "hardware=rtx4090_24gb", "probes=quick",
-                   "calibration=small", "threads=1"])   # the GGUF test's calibration set
-    plan = Planner(cfg).build()
-    want = ancestors(plan.steps, ["fidelity:child"])
-    ex = Executor(open_store(cfg), EventLog(None), threads=1)
-    return ex.run({k: plan.steps[k] for k in want})
-
-
 # Mixtral: GPTQ itself runs, but the compressed folder loaded back in float32 keeps the router
 # (MixtralTopKRouter, not an nn.Linear) in float16 under compressed-tensors' offload wrapper,
 # and the forward fails ("expected m1 and m2 to have the same dtype"); Qwen2-MoE's router loads.
@@ -137,7 +125,7 @@ def test_family_through_llm_compressor_gptq(model):
     """GPTQ W4A16 (llm-compressor) on every family; the saved folder loads back and is measured."""
     import json
 
-    res = _run_llmc_to_child_fidelity(model)
+    res = _run_to_child_fidelity(model, "method=gptq_w4", "hardware=rtx4090_24gb")
     out = res["llmc_oneshot:0"].entry.data
     cfg = json.loads(next(out.rglob("config.json")).read_text())
     assert cfg["quantization_config"]["quant_method"] == "compressed-tensors"
