@@ -20,6 +20,7 @@ from slim.config.validate import validate
 from slim.errors import SlimError
 from slim.executor import EventLog, Executor, format_plan
 from slim.paths import resolve
+from slim.staging import StagingLease
 
 
 def default_build_name(cfg, method: str | None = None) -> str:
@@ -109,10 +110,9 @@ def run_build(cfg, quiet: bool = False, extra_report: dict | None = None) -> Pat
         show_estimate(cfg)
         return None
 
-    _clean_stale_staging(root / ".staging")
-    staging = root / ".staging" / f"{name}-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
+    # host id + pid + heartbeat lease: safe when builds/ is shared by hosts (slim/staging.py)
+    lease = StagingLease.claim(root / ".staging", name)
+    staging = lease.path
     log = EventLog(staging / "events.jsonl", None if quiet else _echo)
     ex = Executor(store, log, cfg.threads, verify=cfg.verify_cache, previous=previous,
                   step_log_dir=staging / "logs")
@@ -132,6 +132,7 @@ def run_build(cfg, quiet: bool = False, extra_report: dict | None = None) -> Pat
         shutil.rmtree(staging, ignore_errors=True)
         raise
     finally:
+        lease.release()
         try:
             (root / ".staging").rmdir()
         except OSError:
@@ -140,22 +141,6 @@ def run_build(cfg, quiet: bool = False, extra_report: dict | None = None) -> Pat
         from slim.report.summary import print_summary
         print_summary(final)
     return final
-
-
-def _clean_stale_staging(staging_root: Path) -> None:
-    """Remove staging folders of builds whose process is gone (killed with -9, power loss)."""
-    if not staging_root.is_dir():
-        return
-    for d in staging_root.iterdir():
-        pid = d.name.rsplit("-", 1)[-1]
-        if not pid.isdigit():
-            continue
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            shutil.rmtree(d, ignore_errors=True)
-        except PermissionError:
-            pass
 
 
 def resolved_config_yaml(cfg) -> str:
