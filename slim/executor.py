@@ -19,6 +19,7 @@ from pathlib import Path
 from slim.cache.keys import diff_material, lib_versions, step_key
 from slim.cache.store import Entry, ObjectStore
 from slim.errors import SlimError, StepFailed
+from slim.fileio import canonical_json
 from slim.steps.base import Step, step_module
 
 
@@ -36,7 +37,7 @@ class EventLog:
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with open(self.path, "a") as f:
-                f.write(json.dumps(rec, sort_keys=True, default=str) + "\n")
+                f.write(canonical_json(rec, default=str) + "\n")
         if self.echo:
             self.echo(rec)
 

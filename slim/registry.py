@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from slim.errors import SlimError
-from slim.signing.attest import atomic_write_bytes
+from slim.fileio import write_json
 
 ENTRY_NAME = "entry.json"
 ENTRY_FIELDS = ("name", "parent_id", "parent_digest", "parent_build", "method", "hardware", "probes",
@@ -87,7 +87,7 @@ def write_entry(build_dir: str | os.PathLike, report: dict) -> dict:
         except (ValueError, AttributeError):
             created = None
     entry = entry_from_report(report, created)
-    atomic_write_bytes(old, (json.dumps(entry, sort_keys=True, indent=2) + "\n").encode("utf-8"))
+    write_json(old, entry)
     return entry
 
 

@@ -19,13 +19,15 @@ import sys
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterable, Mapping
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from securesystemslib.dsse import Envelope
+from securesystemslib.exceptions import UnverifiedSignatureError, VerificationError
+from securesystemslib.signer import Signature
 
 from slim.errors import SlimError
 from slim.signing.attest import (ATTESTATION_NAME, PAYLOAD_TYPE, REPORT_NAME, canonical_json,
-                                 list_build_files, pae, parent_digest_candidates, read_envelope,
-                                 report_predicate, sha256_file)
+                                 list_build_files, parent_digest_candidates, read_envelope,
+                                 report_predicate, sha256_file, sslib_key)
 from slim.signing.keys import key_id, load_public_key, load_trusted_keys
 
 PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"
@@ -148,7 +150,7 @@ def verify_build(path: str | os.PathLike, trusted_keys=None, *, check_parent: bo
     elif not trusted:
         add(FAIL, "signature", "no trusted public keys (pass --key FILE or put *.pub in the key dir)")
     else:
-        message = pae(PAYLOAD_TYPE, payload)
+        message = Envelope(payload, PAYLOAD_TYPE, {}).pae()
         seen_ids: list[str] = []
         bad_sig: list[str] = []
         for s in env["signatures"]:
@@ -161,11 +163,12 @@ def verify_build(path: str | os.PathLike, trusted_keys=None, *, check_parent: bo
                 continue
             candidates = [trusted[kid]] if kid in trusted else list(trusted.values())
             for pk in candidates:
+                key = sslib_key(pk)
                 try:
-                    pk.verify(sig, message)
-                    signer = key_id(pk)
+                    key.verify_signature(Signature(key.keyid, sig.hex()), message)
+                    signer = key.keyid
                     break
-                except InvalidSignature:
+                except (UnverifiedSignatureError, VerificationError):
                     continue
             if signer:
                 break

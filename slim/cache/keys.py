@@ -12,6 +12,8 @@ from typing import Any
 
 import xxhash
 
+from slim.fileio import canonical_json as _canonical
+
 #: bump when the layout of key material itself changes; pinned by golden tests
 KEY_SCHEMA = 1
 
@@ -35,8 +37,8 @@ def _normalise(obj: Any) -> Any:
 
 
 def canonical_json(obj: Any) -> str:
-    """Sorted keys, no whitespace, integral floats as ints, ASCII only."""
-    return json.dumps(_normalise(obj), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    """slim's canonical JSON (compact) of the key material: integral floats as ints."""
+    return _canonical(_normalise(obj))
 
 
 def hash_material(material: dict) -> str:

@@ -17,7 +17,8 @@ from typing import Callable
 
 from filelock import FileLock
 
-from slim.cache.digest import DigestMemo, file_digest, iter_files
+from slim.cache.digest import DigestMemo, file_digest, iter_files, memo_path
+from slim.fileio import canonical_json
 
 MANIFEST = "manifest.json"
 
@@ -50,7 +51,8 @@ class ObjectStore:
         self.root = Path(root).expanduser().resolve() if root else default_cache_dir()
         for sub in ("objects", "tmp", "locks", "trash"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
-        self.memo = DigestMemo(self.root / "digests.sqlite")
+        # per host, outside the (possibly shared) cache: see slim/cache/digest.py
+        self.memo = DigestMemo(memo_path())
 
     # -- layout -------------------------------------------------------------
     def entry_path(self, key: str) -> Path:
@@ -130,7 +132,7 @@ class ObjectStore:
                 manifest = {"key": key, "material": material, "files": files,
                             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                             "seconds": round(time.time() - t0, 3)}
-                (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True))
+                (tmp / MANIFEST).write_text(canonical_json(manifest, indent=2))
                 final = self.entry_path(key)
                 final.parent.mkdir(parents=True, exist_ok=True)
                 try:

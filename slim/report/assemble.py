@@ -17,6 +17,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from slim.cache.keys import lib_versions
+from slim.fileio import write_json
 from slim.plan import input_path
 from slim.signing.attest import parent_digest as digest_of_files
 from slim.signing.attest import files_sha256, sha256_file
@@ -317,12 +318,6 @@ def assemble_report(cfg, plan, resolved, staging: Path, seconds: float) -> dict:
     return report
 
 
-def write_json_atomic(path: Path, obj) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, sort_keys=True, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
-
-
 def publish(cfg, plan, resolved, staging: Path, final: Path, seconds: float,
             extra: dict | None = None) -> dict:
     from slim.build import build_name, resolved_config_yaml
@@ -330,10 +325,10 @@ def publish(cfg, plan, resolved, staging: Path, final: Path, seconds: float,
     report["build"] = build_name(cfg)
     report.update(extra or {})
     (staging / "config.yaml").write_text(resolved_config_yaml(cfg))
-    write_json_atomic(staging / "steps.json", [
+    write_json(staging / "steps.json", [
         {"id": r.step.id, "kind": r.step.kind, "key": r.key, "material": r.material}
         for r in resolved.values()])
-    write_json_atomic(staging / "report.json", report)
+    write_json(staging / "report.json", report)
     from slim.registry import write_entry
     from slim.report.card import write_model_card, write_modelfile
     from slim.report.plot import PLOT_NAME, retention_plot

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from slim.signing.attest import atomic_write_bytes
+from slim.fileio import atomic_write_bytes
 
 CHATML_STOPS = ["<|im_start|>", "<|im_end|>"]
 # Ollama (Go template) form of ChatML, the template SmolLM2-Instruct uses.

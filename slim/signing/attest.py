@@ -1,5 +1,11 @@
 """Sign a build folder: in-toto Statement v1 in a DSSE envelope, Ed25519.
 
+The envelope, its pre-authentication encoding and the signature come from
+securesystemslib (``dsse.Envelope``, ``CryptoSigner``, ``SSlibKey``); slim only
+builds the statement. (in-toto-attestation's Statement is a protobuf message
+whose ``Struct`` predicate turns every integer into a float, so the signed
+predicate would no longer equal report.json; the statement stays plain JSON.)
+
 The statement's subjects are every file of the build folder except
 ``report.json`` (which carries the signature block) and the attestation
 itself; its predicate is report.json without its ``signature`` field. After
@@ -17,12 +23,17 @@ import hashlib
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from securesystemslib.dsse import Envelope
+from securesystemslib.signer import CryptoSigner, SSlibKey
+
+from slim import fileio
 from slim.errors import SlimError
-from slim.signing.keys import ensure_signing_key
+from slim.fileio import atomic_write_bytes
+from slim.signing.keys import ensure_signing_key, key_id
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://slim.dev/report/v1"
@@ -36,8 +47,8 @@ _CHUNK = 1 << 20
 # ---------------------------------------------------------------- helpers
 
 def canonical_json(obj: Any) -> str:
-    """The project's canonical JSON text (what report.json holds)."""
-    return json.dumps(obj, sort_keys=True, indent=2)
+    """The readable canonical JSON text (what report.json holds; parent.digest hashes it)."""
+    return fileio.canonical_json(obj, indent=2)
 
 
 def sha256_file(path: str | os.PathLike) -> str:
@@ -67,14 +78,18 @@ def parent_digest(files: dict[str, str]) -> str:
 
 def parent_digest_candidates(files: dict[str, str]) -> set[str]:
     """Digests a verifier accepts for ``parent.files``: canonical (indent=2) and compact JSON."""
-    compact = json.dumps(files, sort_keys=True, separators=(",", ":"))
+    compact = fileio.canonical_json(files)
     return {parent_digest(files), "sha256:" + hashlib.sha256(compact.encode("utf-8")).hexdigest()}
 
 
 def pae(payload_type: str, payload: bytes) -> bytes:
-    """DSSE v1 pre-authentication encoding."""
-    t = payload_type.encode("utf-8")
-    return b"DSSEv1 %d %s %d %s" % (len(t), t, len(payload), payload)
+    """DSSE v1 pre-authentication encoding (securesystemslib's)."""
+    return Envelope(payload, payload_type, {}).pae()
+
+
+def sslib_key(public_key: Ed25519PublicKey) -> SSlibKey:
+    """securesystemslib's view of a slim public key, under slim's key id."""
+    return SSlibKey.from_crypto(public_key, keyid=key_id(public_key))
 
 
 def list_build_files(build_dir: str | os.PathLike) -> list[str]:
@@ -99,31 +114,13 @@ def collect_subjects(build_dir: str | os.PathLike) -> list[dict]:
             for rel in list_build_files(root)]
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes, mode: int = 0o644) -> None:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
 def write_report(path: str | os.PathLike, report: dict) -> None:
-    atomic_write_bytes(path, (canonical_json(report) + "\n").encode("utf-8"))
+    fileio.write_json(path, report)
 
 
 def statement_payload(statement: dict) -> bytes:
-    """Bytes of the statement as signed (compact, sorted keys)."""
-    return json.dumps(statement, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    """Bytes of the statement as signed: the compact canonical JSON."""
+    return fileio.canonical_json(statement).encode("utf-8")
 
 
 def report_predicate(report: dict) -> dict:
@@ -207,13 +204,10 @@ def sign_build(build_dir: str | os.PathLike, private_key_path: str | os.PathLike
         "predicate": report_predicate(report),
     }
     payload = statement_payload(statement)
-    sig = key.sign(pae(PAYLOAD_TYPE, payload))
-    envelope = {
-        "payloadType": PAYLOAD_TYPE,
-        "payload": base64.b64encode(payload).decode("ascii"),
-        "signatures": [{"keyid": kid, "sig": base64.b64encode(sig).decode("ascii")}],
-    }
-    atomic_write_bytes(root / ATTESTATION_NAME, (json.dumps(envelope, indent=2) + "\n").encode("utf-8"))
+    envelope = Envelope(payload, PAYLOAD_TYPE, {})
+    envelope.sign(CryptoSigner(key, sslib_key(key.public_key())))
+    atomic_write_bytes(root / ATTESTATION_NAME,
+                       (json.dumps(envelope.to_dict(), indent=2) + "\n").encode("utf-8"))
 
     signature = {
         "signed": True,

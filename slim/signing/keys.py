@@ -17,7 +17,6 @@ import os
 import re
 import stat
 import sys
-import tempfile
 from pathlib import Path
 from typing import Iterable, Mapping
 
@@ -26,6 +25,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from slim.errors import SlimError
+from slim.fileio import atomic_write_bytes
 
 DEFAULT_KEY_NAME = "default"
 PRIVATE_SUFFIX = ".key"
@@ -84,24 +84,6 @@ def public_pem(key: Ed25519PublicKey | Ed25519PrivateKey) -> bytes:
 
 
 # ---------------------------------------------------------------- file io
-
-def _write_new_file(path: Path, data: bytes, mode: int) -> None:
-    """Write ``data`` to ``path`` atomically; the file has ``mode`` from its creation on."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, mode)  # mkstemp already creates 0600; make the final mode explicit
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
 
 def load_private_key(path: str | os.PathLike) -> Ed25519PrivateKey:
     p = Path(path).expanduser()
@@ -188,8 +170,8 @@ def generate_key(name: str = DEFAULT_KEY_NAME, key_dir: str | os.PathLike | None
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption())
-    _write_new_file(priv_path, pem, 0o600)
-    _write_new_file(pub_path, public_pem(key), 0o644)
+    atomic_write_bytes(priv_path, pem, 0o600)
+    atomic_write_bytes(pub_path, public_pem(key), 0o644)
     return key_id(key), priv_path, pub_path
 
 
@@ -218,7 +200,7 @@ def ensure_signing_key(key_path: str | os.PathLike | None = None,
                 created = True
     key = load_private_key(priv_path)
     if not pub_path.exists():
-        _write_new_file(pub_path, public_pem(key), 0o644)
+        atomic_write_bytes(pub_path, public_pem(key), 0o644)
     return key, key_id(key), priv_path, created
 
 

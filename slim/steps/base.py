@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,6 +10,7 @@ from types import ModuleType
 from typing import Any, Callable
 
 from slim.errors import SlimError
+from slim.fileio import write_json
 
 
 @dataclass
@@ -74,9 +74,7 @@ class StepContext:
 
     def write_json(self, name: str, obj: Any) -> Path:
         p = self.out / name
-        tmp = p.with_suffix(p.suffix + ".tmp")
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str))
-        os.replace(tmp, p)
+        write_json(p, obj, default=str, newline=False)  # no newline: the bytes step outputs always had
         return p
 
     def progress(self, iterable=None, total=None, desc=None):

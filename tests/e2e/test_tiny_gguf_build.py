@@ -171,3 +171,19 @@ def test_report_says_how_probes_were_generated(tiny_q4):
 
 def test_report_md_has_the_peak_rss_column(tiny_q4):
     assert "peak RSS GiB" in (tiny_q4 / "report.md").read_text()
+
+
+def test_new_build_envelope_verifies_with_securesystemslib(tiny_q4):
+    """A real build's attestation passes securesystemslib's DSSE verification (not slim's code)."""
+    import os
+    from pathlib import Path
+
+    from cryptography.hazmat.primitives import serialization
+    from securesystemslib.dsse import Envelope
+    from securesystemslib.signer import SSlibKey
+
+    env = json.loads((tiny_q4 / "attestation.intoto.json").read_text())
+    pub = serialization.load_pem_public_key((Path(os.environ["SLIM_KEY_DIR"]) / "default.pub").read_bytes())
+    kid = json.loads((tiny_q4 / "report.json").read_text())["signature"]["key_id"]
+    accepted = Envelope.from_dict(env).verify([SSlibKey.from_crypto(pub, keyid=kid)], 1)
+    assert list(accepted) == [kid]

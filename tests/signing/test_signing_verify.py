@@ -248,3 +248,26 @@ def test_compressed_tensors_subjects_under_model(make_build, key_dir):
     assert not _fails(res), _fails(res)
     (d / "model" / "config.json").write_text('{"x": 1}')
     _assert_fail(verify_build(d, load_trusted_keys()), "subject_digest", "model/config.json")
+
+
+def test_envelope_verifies_with_securesystemslib(make_build, key_dir):
+    """The envelope is standard DSSE: securesystemslib's own Envelope.verify accepts it,
+    and rejects it once one payload byte changes."""
+    from cryptography.hazmat.primitives import serialization
+    from securesystemslib.dsse import Envelope
+    from securesystemslib.exceptions import VerificationError
+    from securesystemslib.signer import SSlibKey
+
+    from slim.signing.keys import key_id
+    d = make_build("q4")
+    env = json.loads((d / "attestation.intoto.json").read_text())
+    pub = serialization.load_pem_public_key((key_dir / "default.pub").read_bytes())
+    key = SSlibKey.from_crypto(pub, keyid=key_id(pub))
+    accepted = Envelope.from_dict(json.loads(json.dumps(env))).verify([key], 1)
+    assert list(accepted) == [key_id(pub)]
+    forged = json.loads(json.dumps(env))
+    payload = bytearray(base64.b64decode(forged["payload"]))
+    payload[-2] ^= 1
+    forged["payload"] = base64.b64encode(bytes(payload)).decode()
+    with pytest.raises(VerificationError):
+        Envelope.from_dict(forged).verify([key], 1)
