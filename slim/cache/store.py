@@ -17,7 +17,7 @@ from typing import Callable
 
 from filelock import FileLock
 
-from slim.cache.digest import DigestMemo, file_digest, iter_files, memo_path
+from slim.cache.digest import DigestMemo, file_digest, iter_files
 from slim.fileio import canonical_json
 
 MANIFEST = "manifest.json"
@@ -51,8 +51,7 @@ class ObjectStore:
         self.root = Path(root).expanduser().resolve() if root else default_cache_dir()
         for sub in ("objects", "tmp", "locks", "trash"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
-        # per host, outside the (possibly shared) cache: see slim/cache/digest.py
-        self.memo = DigestMemo(memo_path())
+        self.memo = DigestMemo(self.root / "digests.sqlite")
 
     # -- layout -------------------------------------------------------------
     def entry_path(self, key: str) -> Path:
