@@ -14,6 +14,7 @@ TINY = ["model=tiny_llama", "probes=quick", "calibration=small"]
 def _isolated_env(tmp_path_factory):
     base = tmp_path_factory.mktemp("slim-env")
     os.environ.setdefault("SLIM_CACHE_DIR", str(base / "cache"))
+    os.environ.setdefault("SLIM_MEMO_DIR", str(base / "memo"))
     os.environ["SLIM_KEY_DIR"] = str(base / "keys")
     os.environ["SLIM_NO_PROGRESS"] = "1"
     yield

@@ -17,7 +17,7 @@ from typing import Callable
 
 from filelock import FileLock
 
-from slim.cache.digest import DigestMemo, file_digest, iter_files
+from slim.cache.digest import DigestMemo, file_digest, iter_files, memo_path
 from slim.fileio import canonical_json
 
 MANIFEST = "manifest.json"
@@ -51,7 +51,8 @@ class ObjectStore:
         self.root = Path(root).expanduser().resolve() if root else default_cache_dir()
         for sub in ("objects", "tmp", "locks", "trash"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
-        self.memo = DigestMemo(self.root / "digests.sqlite")
+        # per host, outside the (possibly shared) cache: see slim/cache/digest.py
+        self.memo = DigestMemo(memo_path())
 
     # -- layout -------------------------------------------------------------
     def entry_path(self, key: str) -> Path:
