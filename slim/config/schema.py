@@ -32,6 +32,10 @@ class ModelConfig:
     #: hash (a known pre-tokenizer over a new vocabulary, e.g. qwen2); checked against the list
     #: the converter knows, recorded in the GGUF and the convert step's key
     tokenizer_pre: Optional[str] = None
+    #: the Hugging Face repo the weights come from (the model card's base_model), if any
+    hf_repo: Optional[str] = None
+    #: chat format of the model's template (chatml: an Ollama Modelfile gets ChatML stops)
+    chat_format: Optional[str] = None
 
 
 @dataclass
@@ -62,7 +66,7 @@ class MethodConfig:
 class HardwareConfig:
     name: str = "???"
     description: str = ""
-    backend: str = "???"          # metal | cuda | cpu
+    backend: str = "???"          # a label the tier declares: metal, cuda, rocm, vulkan, cpu...
     compute_capability: Optional[float] = None
     memory_gb: float = 0.0
     usable_fraction: float = 1.0
@@ -94,6 +98,7 @@ class GatesConfig:
     ppl_ratio_max: Optional[float] = None
     leaks_max: Optional[int] = None
     leaks_delta_max: Optional[int] = None
+    leak_rate_delta_max: Optional[float] = None
     lm_eval_floor: Optional[float] = None
     #: one-sided confidence of the bound each gate is decided on (pass: the bound clears the
     #: threshold; fail: the whole interval is on the wrong side; else inconclusive)

@@ -25,7 +25,7 @@ from slim.probes.intervals import (clopper_pearson, flip_retention_interval, ite
                                    mean_interval, net_new_interval, outcome)
 
 GATES = ("retention_floor", "kld_max", "ppl_ratio_max", "leaks_max", "leaks_delta_max",
-         "lm_eval_floor")
+         "leak_rate_delta_max", "lm_eval_floor")
 #: keys of ``probes.gates`` that are settings, not gates
 SETTINGS = ("confidence",)
 DEFAULT_CONFIDENCE = 0.95
@@ -37,10 +37,11 @@ HOW = {
             "(two-sided at 2·confidence − 1, so each end is a one-sided bound) lies wholly on the "
             "wrong side; inconclusive: it straddles; unverified: nothing to judge",
     "retention_floor": "floor on retention = child passes / parent passes over the same items "
-                       "= 1 − loss + gain·F/P given the parent's P passes and F failures: exact "
-                       "Clopper–Pearson bounds (scipy.stats.binomtest) on the share of the "
-                       "parent's passes the child fails (loss) and of its failures the child "
-                       "passes (gain), each at 1 − α/2 (Bonferroni)",
+                       "(a ratio of paired proportions; the items a sample of such items): the "
+                       "score interval that inverts the test of child rate = r × parent rate "
+                       "(Tang, Tang & Chan 2003), half an item added to each of the four "
+                       "paired cells; size at the floor checked by simulation "
+                       "(bench/gates.py --simulate)",
     "lm_eval_floor": "retention of each lm-eval task/metric (child/parent, or parent/child where the "
                      "harness says lower is better): per-document 0/1 metrics as retention_floor; "
                      "other metrics by log-ratio ± z·√((se_p/p)² + (se_c/c)²) from the harness's "
@@ -51,6 +52,10 @@ HOW = {
                      "log-ratio)",
     "leaks_delta_max": "cap on net leaking items the child added (child-only minus parent-only, same "
                        "prompts): exact conditional interval on the discordant items",
+    "leak_rate_delta_max": "cap on net leaking items the child added per probe item (child-only "
+                           "minus parent-only, same prompts, ÷ items): exact conditional "
+                           "interval on the discordant items, ÷ items; holds a larger suite "
+                           "to a proportionally larger count",
     "leaks_max": "cap on the child's leaking items: Clopper–Pearson interval of its leak rate × items",
 }
 
@@ -176,7 +181,8 @@ def evaluate_gates(
 
     *gates* (mapping, dataclass or DictConfig; None values are "no gate"):
     ``retention_floor`` ({category-or-glob: floor}, or one number for "*"), ``kld_max``,
-    ``ppl_ratio_max``, ``leaks_max``, ``leaks_delta_max``, ``lm_eval_floor`` and the setting
+    ``ppl_ratio_max``, ``leaks_max``, ``leaks_delta_max``, ``leak_rate_delta_max``,
+    ``lm_eval_floor`` and the setting
     ``confidence`` (default 0.95). *categories_scores* come from
     :func:`slim.probes.scoring.score_categories`, *lm_eval* from the report's lm-eval section
     (``{"task/metric": {parent, child, n, parent_passed, flips, parent_stderr, child_stderr,
@@ -315,6 +321,19 @@ def _leaks(R: _Recorder, scores: Mapping[str, dict], g: dict) -> None:
                                                                   R.confidence)), n=n,
                   why=f"child {len(child)} − parent {len(parent)} leaking items = "
                       f"{len(child) - len(parent):+d} ({len(new)} new, {len(gone)} gone)",
+                  note=_ids_note("new in child", new))
+    limit = g.get("leak_rate_delta_max")
+    if limit is not None:
+        new = [i for i in child if i not in set(parent)]
+        gone = [i for i in parent if i not in set(child)]
+        if not n:
+            R.add("leak_rate_delta_max", float(limit), "max", None, why="no probe results")
+        else:
+            R.add("leak_rate_delta_max", float(limit), "max", (len(child) - len(parent)) / n,
+                  lambda k: tuple(x / (k * n) for x in net_new_interval(
+                      k * len(new), k * len(gone), R.confidence)), n=n,
+                  why=f"(child {len(child)} − parent {len(parent)} leaking items) / {n} items = "
+                      f"{(len(child) - len(parent)) / n:+.4f} ({len(new)} new, {len(gone)} gone)",
                   note=_ids_note("new in child", new))
     limit = g.get("leaks_max")
     if limit is not None:

@@ -3,11 +3,12 @@ import math
 import random
 
 import pytest
-from scipy.stats import binomtest
+from scipy.stats import binomtest, norm
 
 from slim.errors import SlimError
 from slim.probes.gates import build_status, check_gates, evaluate_gates
 from slim.probes.intervals import (clopper_pearson, flip_retention_interval, net_new_interval,
+                                   paired_ratio_score,
                                    outcome)
 from slim.probes.scoring import score_categories
 
@@ -96,12 +97,40 @@ def test_flip_interval_edges():
     assert flip_retention_interval(0, 0, 3, 1, 0.95) is None       # parent passed nothing
     # identical outputs on a few items prove little; on many, retention near 1
     lo, hi = flip_retention_interval(10, 0, 0, 0, 0.95)
-    assert hi == 1.0 and lo == pytest.approx(1 - (1 - 0.025 ** (1 / 10)))
+    assert lo < 0.8 < 1.0 < hi
     assert flip_retention_interval(300, 0, 0, 0, 0.95)[0] > 0.98
     lo, hi = flip_retention_interval(10, 5, 0, 0, 0.95)
     assert lo < 0.5 < hi < 1.0
     # gains on the parent's failures raise the upper end above 1
     assert flip_retention_interval(10, 0, 10, 2, 0.95)[1] > 1.2
+    # the interval inverts the score test: its lower end is where the statistic is z
+    lo, hi = flip_retention_interval(58, 11, 92, 7, 0.95)
+    assert paired_ratio_score(47, 11, 7, 85, lo) == pytest.approx(norm.ppf(0.95), abs=1e-6)
+    assert paired_ratio_score(47, 11, 7, 85, hi) == pytest.approx(-norm.ppf(0.95), abs=1e-6)
+    assert lo < 54 / 58 < hi
+
+
+@pytest.mark.parametrize("n,pp,q0", [(30, 0.4, 0.05), (150, 0.4, 0.0), (150, 0.9, 0.2), (150, 0.1, 0.05)])
+def test_retention_floor_size_at_the_floor(n, pp, q0):
+    """A child whose true retention is exactly the floor passes it at most ~5% of the time
+    (the score test's size; seeded simulation, 2000 suites)."""
+    import random
+    rng, floor, z, passes, reps = random.Random(n), 0.8, norm.ppf(0.95), 0, 2000
+    q1 = (floor * pp - (1 - pp) * q0) / pp        # child pass rate on the parent's passes
+    for _ in range(reps):
+        a = b = c = d = 0
+        for _ in range(n):
+            p = rng.random() < pp
+            ch = rng.random() < (q1 if p else q0)
+            a += p and ch
+            b += p and not ch
+            c += (not p) and ch
+            d += (not p) and not ch
+        if a + b:
+            passes += paired_ratio_score(a, b, c, d, floor) >= z
+    assert passes / reps <= 0.065
+
+
     assert net_new_interval(0, 0, 0.95) == (0.0, 0.0)
     lo, hi = net_new_interval(8, 0, 0.95)
     assert 0 < lo < hi == pytest.approx(8.0)
@@ -209,4 +238,5 @@ def test_score_categories_interval_is_the_gate_interval():
     s = score_categories(P, C)["a/b"]
     r = one(evaluate_gates({"a/b": s}, None, {"retention_floor": 0.8}), "retention_floor", "a/b")
     assert [s["ci_low"], s["ci_high"]] == [pytest.approx(x, abs=1e-4) for x in r["interval"]]
-    assert r["outcome"] == "inconclusive" and r["interval"][0] < 0.5 < 0.8 < r["interval"][1]
+    # 10 of the parent's 20 passes lost, nothing gained: retention 0.5, wholly below 0.8
+    assert r["outcome"] == "fail" and r["interval"][0] < 0.5 < r["interval"][1] < 0.8
