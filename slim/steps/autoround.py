@@ -6,8 +6,9 @@ default 200; CPU-friendly default here 20; ``iters: 0`` is plain round-to-neares
 Calibration windows come from the ``calibration_set`` step's ``tokens.npy`` (a list of
 ``{input_ids, attention_mask}`` batches): auto-round never reaches for its hub dataset.
 
-Group size per layer and 16-bit export follow :mod:`slim.steps.llmc_oneshot`: a layer
-whose input width the group size does not divide gets a fallback size through
+Group size per layer and 16-bit export follow :mod:`slim.compress.group_sizes` and
+:mod:`slim.models.safetensors_folder`, as for llmc_oneshot: a layer whose input width
+the group size does not divide gets a fallback size through
 auto-round's ``layer_config`` (or stays 16-bit), and auto-round's fp32 copies of the
 unquantized tensors (it upcasts on CPU) are cast back to the parent's 16-bit dtype.
 """
@@ -43,7 +44,8 @@ class Params:
     subdir: str = ""
 
     def validate(self):
-        from slim.steps.llmc_oneshot import DTYPES16, POLICIES
+        from slim.compress.group_sizes import POLICIES
+        from slim.steps.helpers import DTYPES16
         errs = []
         if self.scheme not in SCHEMES:
             errs.append(("scheme", f"one of {', '.join(SCHEMES)} (weight-only integer)"))
@@ -79,7 +81,7 @@ def plan_stage(planner, current, params: dict, index: int):
     if current.format not in ("hf", "safetensors"):
         raise SlimError(f"autoround needs a 16-bit HF model as input, got a {current.format} "
                         f"artifact (a quantized model cannot be quantized again)")
-    from slim.steps.llmc_oneshot import plain
+    from slim.steps.helpers import plain
     params = plain(params)
     p = Params(**params)
     cal = planner.calibration(planner.root_parent)
@@ -96,20 +98,22 @@ def run(ctx):
 
     from slim.errors import SlimError
     from slim.models.hf_io import load_causal_lm
-    from slim.steps import llmc_oneshot as L
+    from slim.compress import group_sizes as G
+    from slim.models import safetensors_folder as S
+    from slim.steps import helpers as H
 
     p: Params = ctx.params
     torch.set_num_threads(ctx.threads)
     torch.manual_seed(p.seed)
-    src = L.source_dir(ctx)
-    export = L.export_dtype_of(src, p.export_dtype)
+    src = H.source_dir(ctx)
+    export = H.export_dtype_of(src, p.export_dtype)
     t0 = time.time()
     model = load_causal_lm(src, p.compute_dtype)
     model.eval()
     tok = AutoTokenizer.from_pretrained(str(src))
-    n_params = L.count_params(model)
-    layers = L.linear_layers(model, ["Linear"], p.ignore)
-    chosen, ignored = L.choose_group_sizes(layers, p.group_size, p.group_fallbacks, p.indivisible)
+    n_params = H.count_params(model)
+    layers = G.linear_layers(model, ["Linear"], p.ignore)
+    chosen, ignored = G.choose_group_sizes(layers, p.group_size, p.group_fallbacks, p.indivisible)
     if not chosen:
         raise SlimError(f"no layer can be quantized with group size {p.group_size}",
                         "group_size_indivisible")
@@ -117,7 +121,7 @@ def run(ctx):
                     for n, g in chosen.items() if g != p.group_size}
     layer_config.update({n: {"bits": 16} for n in list(ignored) + list(p.ignore)
                          if n in dict(model.named_modules())})
-    tokens = L.load_tokens(ctx, p.max_samples)
+    tokens = H.load_tokens(ctx, p.max_samples)
     seq = int(tokens.shape[1])
     data = [{"input_ids": torch.from_numpy(tokens[i:i + 1].astype("int64")),
              "attention_mask": torch.ones(1, seq, dtype=torch.long)} for i in range(len(tokens))]
@@ -128,7 +132,7 @@ def run(ctx):
         args["lr"] = p.lr
     work = ctx.out / "autoround-out"
     t1 = time.time()
-    with L.stderr_to_stdout():
+    with H.stderr_to_stdout():
         from auto_round import AutoRound
         try:
             ar = AutoRound(model, tok, dataset=data, layer_config=layer_config or None, **args)
@@ -144,15 +148,15 @@ def run(ctx):
     out_dir = ctx.out / "model"
     shutil.move(str(saved[0]), str(out_dir))
     shutil.rmtree(work, ignore_errors=True)
-    cast = L.cast_float_tensors(out_dir, export)
-    L._check_quantized(out_dir, _Desc(p))
+    cast = S.cast_float_tensors(out_dir, export)
+    H.check_quantized(out_dir, f"autoround {p.scheme} g{p.group_size}")
     info = {"engine": "auto-round", "algorithm": "autoround", "scheme": p.scheme,
             "recipe": {"AutoRound": {**{k: v for k, v in args.items()},
                                      "layer_config": layer_config,
                                      "format": "llm_compressor"}},
             "compute_dtype": p.compute_dtype, "export_dtype": export,
             "calibration": {"samples": int(len(tokens)), "seq_len": seq, "tokens": int(tokens.size)},
-            "group_sizes": L.group_report(chosen),
+            "group_sizes": G.group_report(chosen),
             "group_size_policy": {"configured": p.group_size, "fallbacks": list(p.group_fallbacks),
                                   "indivisible": p.indivisible},
             "ignored_layers": {**{i: "configured ignore" for i in p.ignore}, **ignored}}
@@ -161,16 +165,8 @@ def run(ctx):
     qfile = out_dir / "quantization_config.json"
     if qfile.is_file():
         info["autoround_config"] = json.loads(qfile.read_text())
-    info.update(L.folder_stats(out_dir, n_params))
+    info.update(S.folder_stats(out_dir, n_params))
     info["seconds"] = {"load": round(t1 - t0, 2), "compress": round(compress_s, 2)}
-    info["libraries"] = L.library_versions(["auto-round", "compressed-tensors", "torch",
+    info["libraries"] = H.library_versions(["auto-round", "compressed-tensors", "torch",
                                             "transformers"])
     ctx.write_json("compress.json", info)
-
-
-class _Desc:
-    def __init__(self, p: Params):
-        self.p = p
-
-    def describe(self) -> str:
-        return f"autoround {self.p.scheme} g{self.p.group_size}"

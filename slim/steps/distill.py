@@ -90,7 +90,7 @@ def plan_stage(planner, current, params: dict, index: int):
 
     if current.format not in ("hf", "safetensors"):
         raise SlimError(f"distill needs a 16-bit HF student as input, got {current.format}")
-    from slim.steps.llmc_oneshot import plain
+    from slim.steps.helpers import plain
     params = plain(params)
     p = Params(**params)
     cal = planner.calibration(planner.root_parent)

@@ -35,13 +35,19 @@ Decisions made here and recorded in ``compress.json`` (the report shows them):
 """
 from __future__ import annotations
 
-import json
-import os
 import re
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Optional
+
+from slim.compress.group_sizes import (POLICIES, choose_group_sizes, group_report,
+                                       linear_layers)
+from slim.compress.pruning import magnitude_prune, measure_sparsity, sparse_storage
+from slim.compress.recipe import build_recipe, modifiers
+from slim.models.safetensors_folder import cast_float_tensors, folder_stats
+from slim.steps.helpers import (DTYPES16, calibration_dataset, check_quantized, count_params,
+                                export_dtype_of, library_versions, load_tokens, plain,
+                                source_dir, stderr_to_stdout)
 
 VERSION = 1
 LIBS = ("torch", "transformers", "llmcompressor", "compressed-tensors", "safetensors", "datasets")
@@ -56,8 +62,6 @@ GROUP_SCHEMES = {"W4A16": 128, "W4A16_ASYM": 128, "W3A16": 128, "W2A16": 128, "W
                  "W8A16": 128}
 #: presets with static activation scales: even round-to-nearest needs calibration data
 STATIC_ACT_SCHEMES = ("FP8",)
-POLICIES = ("fallback", "ignore", "error")
-DTYPES16 = ("float16", "bfloat16")
 
 
 @dataclass
@@ -198,360 +202,6 @@ def plan_stage(planner, current, params: dict, index: int):
     return Artifact(sid, "compressed-tensors" if p.quantizes else "hf", "model")
 
 
-# --------------------------------------------------------------------------------------
-# helpers shared with the autoround step
-# --------------------------------------------------------------------------------------
-
-def plain(params: dict) -> dict:
-    """Stage params as plain JSON data (Hydra hands over ListConfig/DictConfig values)."""
-    from omegaconf import OmegaConf
-    return {k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
-            for k, v in dict(params).items()}
-
-
-def source_dir(ctx) -> Path:
-    return ctx.inputs["model"] / ctx.params.subdir if ctx.params.subdir else ctx.inputs["model"]
-
-
-def export_dtype_of(src: Path, wanted: str) -> str:
-    """The 16-bit dtype to save in: ``wanted``, or for ``auto`` the parent's own 16-bit dtype."""
-    if wanted != "auto":
-        return wanted
-    try:
-        cfg = json.loads((src / "config.json").read_text())
-    except (OSError, ValueError):
-        return "float16"
-    d = str(cfg.get("dtype") or cfg.get("torch_dtype") or "")
-    return d if d in DTYPES16 else "float16"
-
-
-def load_tokens(ctx, max_samples: Optional[int]):
-    import numpy as np
-    tokens = np.load(ctx.inputs["calibration"] / "tokens.npy")
-    if max_samples:
-        tokens = tokens[:max_samples]
-    return tokens
-
-
-def calibration_dataset(tokens):
-    """A ``datasets.Dataset`` of pre-tokenized windows (nothing from the hub)."""
-    import numpy as np
-    from datasets import Dataset
-    return Dataset.from_dict({"input_ids": tokens.astype(np.int64).tolist(),
-                              "attention_mask": np.ones_like(tokens, dtype=np.int64).tolist()})
-
-
-def linear_layers(model, targets, ignore) -> list[tuple[str, object]]:
-    import torch
-    from compressed_tensors.utils import match_named_modules
-    return [(n, m) for n, m in match_named_modules(model, list(targets), list(ignore))
-            if isinstance(m, torch.nn.Linear)]
-
-
-def choose_group_sizes(layers, group_size: int, fallbacks, policy: str):
-    """Per layer: the group size used, or why the layer stays unquantized.
-
-    Returns ``(chosen {name: size}, ignored {name: reason})``; raises for ``policy=error``.
-    """
-    from slim.errors import SlimError
-    sizes = [group_size] + [g for g in (fallbacks or []) if g < group_size]
-    chosen, ignored, bad = {}, {}, []
-    for name, mod in layers:
-        cols = int(mod.in_features)
-        if cols % group_size == 0:
-            chosen[name] = group_size
-            continue
-        bad.append(f"{name} (in_features {cols})")
-        if policy == "error":
-            continue
-        fit = next((g for g in sizes if cols % g == 0), None) if policy == "fallback" else None
-        if fit is not None:
-            chosen[name] = fit
-        else:
-            why = (f"in_features {cols} not divisible by group size {group_size}"
-                   + (f" or any fallback ({', '.join(map(str, sizes[1:]))})"
-                      if policy == "fallback" and sizes[1:] else "")
-                   + "; kept 16-bit")
-            ignored[name] = why
-    if policy == "error" and bad:
-        raise SlimError(f"group size {group_size} does not divide the input width of "
-                        f"{len(bad)} layer(s): {', '.join(bad[:6])}"
-                        f"{' ...' if len(bad) > 6 else ''}; set indivisible=fallback (use "
-                        f"{'/'.join(map(str, sizes[1:])) or 'smaller groups'}) or "
-                        f"indivisible=ignore (keep them 16-bit)", "group_size_indivisible")
-    return chosen, ignored
-
-
-def layer_template(name: str) -> str:
-    """``model.layers.3.mlp.down_proj`` -> ``model.layers.*.mlp.down_proj`` (for the report)."""
-    return re.sub(r"(?<=\.)\d+(?=\.)", "*", name)
-
-
-def compact_targets(chosen: dict[str, int]) -> dict[int, list[str]]:
-    """Group size -> targets: one anchored regex per layer template when every layer of the
-    template has the same size, else the exact names (anchored regexes)."""
-    by_tpl: dict[str, dict[str, int]] = {}
-    for n, g in chosen.items():
-        by_tpl.setdefault(layer_template(n), {})[n] = g
-    out: dict[int, list[str]] = {}
-    for tpl, members in sorted(by_tpl.items()):
-        sizes = set(members.values())
-        if len(sizes) == 1:
-            rx = "re:^" + re.escape(tpl).replace(r"\*", r"\d+") + "$"
-            out.setdefault(sizes.pop(), []).append(rx)
-        else:
-            for n, g in sorted(members.items()):
-                out.setdefault(g, []).append("re:^" + re.escape(n) + "$")
-    return out
-
-
-def group_report(chosen: dict[str, int]) -> dict[str, object]:
-    """Template -> group size (or {layer: size} when layers of a template differ)."""
-    by_tpl: dict[str, dict[str, int]] = {}
-    for n, g in chosen.items():
-        by_tpl.setdefault(layer_template(n), {})[n] = g
-    return {tpl: (next(iter(set(m.values()))) if len(set(m.values())) == 1 else dict(sorted(m.items())))
-            for tpl, m in sorted(by_tpl.items())}
-
-
-def measure_sparsity(layers, mask_structure: str = "0:0") -> dict:
-    import torch
-    zeros = total = 0
-    per = []
-    n, m = (int(x) for x in str(mask_structure or "0:0").split(":"))
-    follows = True
-    with torch.no_grad():
-        for name, mod in layers:
-            w = mod.weight.detach()
-            z = int((w == 0).sum())
-            zeros += z
-            total += w.numel()
-            per.append(z / max(1, w.numel()))
-            if n and m and w.shape[-1] % m == 0:
-                follows &= bool(((w.reshape(-1, m) == 0).sum(-1) >= n).all())
-    out = {"linear_weights": round(zeros / max(1, total), 6), "layers": len(per),
-           "min_layer": round(min(per), 6) if per else None,
-           "max_layer": round(max(per), 6) if per else None,
-           "scope": "weights of the targeted Linear layers (embeddings, norms, lm_head excluded)"}
-    if n and m:
-        out["mask_structure"] = f"{n}:{m}"
-        out["follows_mask"] = follows
-    return out
-
-
-def _safetensors_header(path: Path) -> dict:
-    import struct
-    with open(path, "rb") as f:
-        (n,) = struct.unpack("<Q", f.read(8))
-        return json.loads(f.read(n))
-
-
-def cast_float_tensors(folder: Path, dtype: str) -> dict[str, int]:
-    """Rewrite fp32 tensors of every safetensors file in ``folder`` as ``dtype``; fix config.
-
-    Returns {tensor name: 1} for what was cast (empty when everything was 16-bit already).
-    """
-    import torch
-    from safetensors.torch import load_file, save_file
-    cast = {}
-    target = getattr(torch, dtype)
-    for f in sorted(folder.glob("*.safetensors")):
-        hdr = _safetensors_header(f)
-        if not any(v.get("dtype") == "F32" for k, v in hdr.items() if k != "__metadata__"):
-            continue
-        tensors = load_file(str(f))
-        for k, t in tensors.items():
-            if t.dtype == torch.float32:
-                tensors[k] = t.to(target)
-                cast[k] = 1
-        tmp = f.with_name(f.name + ".tmp")
-        save_file(tensors, str(tmp), metadata=hdr.get("__metadata__") or {"format": "pt"})
-        os.replace(tmp, f)
-    cfg = folder / "config.json"
-    if cfg.is_file():
-        c = json.loads(cfg.read_text())
-        changed = False
-        for key in ("dtype", "torch_dtype"):
-            if key in c and c[key] != dtype:
-                c[key] = dtype
-                changed = True
-        if changed:
-            cfg.write_text(json.dumps(c, indent=2, sort_keys=True) + "\n")
-    return cast
-
-
-def folder_stats(folder: Path, n_params: int) -> dict:
-    """Tensor dtype histogram, bytes and bits per weight of the safetensors in ``folder``."""
-    from collections import Counter
-    hist, by_bytes = Counter(), Counter()
-    tensor_bytes = file_bytes = 0
-    for f in sorted(folder.glob("*.safetensors")):
-        file_bytes += f.stat().st_size
-        for k, v in _safetensors_header(f).items():
-            if k == "__metadata__":
-                continue
-            b = int(v["data_offsets"][1]) - int(v["data_offsets"][0])
-            hist[v["dtype"]] += 1
-            by_bytes[v["dtype"]] += b
-            tensor_bytes += b
-    folder_bytes = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
-    return {"tensor_types": dict(sorted(hist.items())), "bytes_by_type": dict(sorted(by_bytes.items())),
-            "n_params": int(n_params), "tensor_bytes": tensor_bytes, "weights_file_bytes": file_bytes,
-            "folder_bytes": folder_bytes,
-            "bpw": round(8 * tensor_bytes / n_params, 4) if n_params else None,
-            "file_bpw": round(8 * file_bytes / n_params, 4) if n_params else None,
-            "bpw_basis": "8 × safetensors tensor bytes / parameters of the parent architecture"}
-
-
-def count_params(model) -> int:
-    return int(sum(p.numel() for p in model.parameters()))
-
-
-def library_versions(names) -> dict:
-    from importlib.metadata import PackageNotFoundError, version
-    out = {}
-    for n in names:
-        try:
-            out[n] = version(n)
-        except PackageNotFoundError:
-            out[n] = None
-    return out
-
-
-class stderr_to_stdout:
-    """Send fd 2 (loguru, tqdm, warnings of the engines) to fd 1, the step's log file."""
-
-    def __enter__(self):
-        import sys
-        sys.stderr.flush()
-        self.saved = os.dup(2)
-        os.dup2(1, 2)
-        return self
-
-    def __exit__(self, *exc):
-        import sys
-        sys.stderr.flush()
-        os.dup2(self.saved, 2)
-        os.close(self.saved)
-        return False
-
-
-# --------------------------------------------------------------------------------------
-# recipe
-# --------------------------------------------------------------------------------------
-
-def _scheme_groups(p: Params, chosen: dict[str, int]) -> dict:
-    """llm-compressor ``config_groups`` for a group scheme with per-layer sizes (plain dicts)."""
-    from compressed_tensors.quantization.quant_scheme import preset_name_to_scheme
-    groups = {}
-    for g, targets in sorted(compact_targets(chosen).items(), reverse=True):
-        s = preset_name_to_scheme(p.scheme, targets)
-        d = s.model_dump(mode="json", exclude_none=True)
-        d["weights"]["group_size"] = g
-        if p.algorithm == "gptq" or (p.algorithm == "smoothquant" and p.quantizer == "gptq"):
-            if p.actorder is not None:
-                d["weights"]["actorder"] = p.actorder
-        d["targets"] = targets
-        d.pop("format", None)
-        d["weights"].pop("zp_dtype", None)
-        d["weights"].pop("scale_dtype", None)
-        groups[f"group_{g}"] = d
-    return groups
-
-
-def build_recipe(p: Params, chosen: dict[str, int] | None, ignored: dict[str, str]) -> list[dict]:
-    """The modifiers as ``[{ModifierClass: kwargs}]`` (plain data, recorded as the recipe)."""
-    ignore = list(p.ignore) + sorted(ignored)
-    if p.quantizes:
-        if chosen is not None:  # group scheme: per-layer sizes
-            quant = {"config_groups": _scheme_groups(p, chosen), "ignore": ignore}
-        else:
-            quant = {"targets": list(p.targets), "scheme": p.scheme, "ignore": ignore}
-        gptq = {**quant, "block_size": p.block_size, "dampening_frac": p.dampening_frac}
-        if chosen is None and p.actorder is not None and p.scheme in GROUP_SCHEMES:
-            gptq["actorder"] = p.actorder
-        if p.algorithm == "gptq":
-            return [{"GPTQModifier": gptq}]
-        if p.algorithm == "rtn":
-            return [{"QuantizationModifier": quant}]
-        if p.algorithm == "awq":
-            return [{"AWQModifier": {"n_grid": p.n_grid, "duo_scaling": p.duo_scaling}},
-                    {"QuantizationModifier": quant}]
-        sq = {"SmoothQuantModifier": {"smoothing_strength": p.smoothing_strength}}
-        return [sq, {"GPTQModifier": gptq} if p.quantizer == "gptq" else {"QuantizationModifier": quant}]
-    prune = {"sparsity": float(p.sparsity), "mask_structure": p.mask_structure,
-             "targets": list(p.targets), "ignore": ignore}
-    if p.algorithm == "wanda":
-        return [{"WandaPruningModifier": prune}]
-    if p.algorithm == "sparsegpt":
-        return [{"SparseGPTModifier": {**prune, "block_size": p.block_size,
-                                       "dampening_frac": p.dampening_frac}}]
-    return [{"MagnitudePruning (slim, torch)": {**prune, "comparison": "per layer"
-                                                if p.mask_structure == "0:0" else "per group of M"}}]
-
-
-def _modifiers(recipe: list[dict]):
-    from llmcompressor.modifiers.pruning import SparseGPTModifier, WandaPruningModifier
-    from llmcompressor.modifiers.quantization import GPTQModifier, QuantizationModifier
-    from llmcompressor.modifiers.transform.awq import AWQModifier
-    from llmcompressor.modifiers.transform.smoothquant import SmoothQuantModifier
-    classes = {c.__name__: c for c in (GPTQModifier, QuantizationModifier, AWQModifier,
-                                       SmoothQuantModifier, WandaPruningModifier, SparseGPTModifier)}
-    return [classes[name](**kwargs) for item in recipe for name, kwargs in item.items()]
-
-
-def magnitude_prune(layers, sparsity: float, mask_structure: str) -> None:
-    """Zero the smallest |w| per layer (unstructured) or N smallest per M inputs (N:M)."""
-    import torch
-    n, m = (int(x) for x in mask_structure.split(":"))
-    with torch.no_grad():
-        for _, mod in layers:
-            w = mod.weight
-            if n and m:
-                g = w.reshape(-1, m)
-                idx = g.abs().argsort(dim=-1)[:, :n]
-                g.scatter_(1, idx, 0.0)
-            else:
-                k = int(round(w.numel() * sparsity))
-                if k:
-                    idx = torch.topk(w.abs().flatten(), k, largest=False).indices
-                    w.view(-1)[idx] = 0.0
-
-
-def sparse_storage(layers, folder_bytes_dense: int, dtype_bytes: int) -> dict:
-    """Dense (measured) vs bitmask-compressed (computed) size of a pruned model."""
-    saved = 0
-    with_mask = 0
-    for _, mod in layers:
-        w = mod.weight
-        numel = w.numel()
-        nnz = int((w != 0).sum())
-        dense = numel * dtype_bytes
-        bitmask = nnz * dtype_bytes + (numel + 7) // 8 + 4 * w.shape[0]  # values + mask + row offsets
-        saved += dense - bitmask
-        with_mask += bitmask
-    try:
-        from compressed_tensors.compressors import BaseCompressor
-        BaseCompressor.get_value_from_registry("sparse-bitmask")
-        writer = True
-    except Exception:  # noqa: BLE001 - no such compressor registered
-        writer = False
-    import compressed_tensors
-    return {"chosen": "dense", "dense_bytes": folder_bytes_dense,
-            "bitmask_bytes_estimate": folder_bytes_dense - saved,
-            "pruned_tensors_bitmask_bytes": with_mask,
-            "reason": ("bitmask storage would be smaller, but compressed-tensors "
-                       f"{compressed_tensors.__version__} has no sparse compressor (sparse-bitmask "
-                       "is a legacy format it neither writes nor loads; transformers could not "
-                       "load the result)" if not writer and saved > 0 else
-                       "dense is smaller" if saved <= 0 else
-                       "sparse compression is not wired up in this slim version")}
-
-
-# --------------------------------------------------------------------------------------
-# run
-# --------------------------------------------------------------------------------------
-
 def run(ctx):
     import torch
     from transformers import AutoTokenizer
@@ -629,7 +279,7 @@ def run(ctx):
                                      "indivisible": p.indivisible}
     if p.quantizes:
         info["ignored_layers"] = {**{i: "configured ignore" for i in p.ignore}, **ignored}
-        _check_quantized(out_dir, p)
+        check_quantized(out_dir, p.describe())
     stats = folder_stats(out_dir, n_params)
     info.update(stats)
     if not p.quantizes:
@@ -648,7 +298,7 @@ def _oneshot(model, recipe, tokens, p: Params) -> list[str]:
     from slim.compat.llmc_cpu import cpu_pin_memory_workaround
     from slim.errors import SlimError
 
-    mods = _modifiers(recipe)
+    mods = modifiers(recipe)
     kw = {}
     if tokens is not None:
         kw = {"dataset": calibration_dataset(tokens), "num_calibration_samples": int(tokens.shape[0]),
@@ -667,16 +317,3 @@ def _oneshot(model, recipe, tokens, p: Params) -> list[str]:
                                 "group_size_indivisible") from None
             raise
     return used
-
-
-def _check_quantized(folder: Path, p: Params) -> None:
-    """The export must really be quantized: config has quantization_config, weights packed."""
-    from slim.errors import SlimError
-    cfg = json.loads((folder / "config.json").read_text())
-    q = cfg.get("quantization_config") or {}
-    if q.get("quant_method") != "compressed-tensors" or not q.get("config_groups"):
-        raise SlimError(f"{p.describe()}: the saved model has no compressed-tensors "
-                        f"quantization config", "export_quantization_failed")
-    if q.get("quantization_status") != "compressed":
-        raise SlimError(f"{p.describe()}: the saved model is not compressed "
-                        f"(status {q.get('quantization_status')})", "export_quantization_failed")

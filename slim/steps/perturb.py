@@ -43,7 +43,7 @@ def plan_stage(planner, current, params: dict, index: int):
     from slim.errors import SlimError
     from slim.plan import Artifact
     from slim.steps.base import Step
-    from slim.steps.llmc_oneshot import plain
+    from slim.steps.helpers import plain
 
     if current.format not in ("hf", "safetensors"):
         raise SlimError(f"perturb needs an HF model folder as input, got {current.format}")

@@ -84,7 +84,7 @@ def plan_stage(planner, current, params: dict, index: int):
 
     if current.format not in ("hf", "safetensors"):
         raise SlimError(f"student needs a 16-bit HF model as input, got {current.format}")
-    from slim.steps.llmc_oneshot import plain
+    from slim.steps.helpers import plain
     params = plain(params)   # Hydra hands lists over as ListConfig: the step spec is JSON
     p = Params(**params)
     deps = {"model": current.step}

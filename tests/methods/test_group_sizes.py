@@ -6,8 +6,9 @@ import re
 import pytest
 
 from slim.errors import SlimError
-from slim.steps.llmc_oneshot import (build_recipe, choose_group_sizes, compact_targets,
-                                     group_report, Params)
+from slim.compress.group_sizes import choose_group_sizes, compact_targets, group_report
+from slim.compress.recipe import build_recipe
+from slim.steps.llmc_oneshot import Params
 
 
 class Lin:
