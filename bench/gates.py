@@ -12,6 +12,13 @@ code as a build; a replicate is a false reject when any gate fails.
 
     python bench/gates.py                        # parent probes of a default-suite build in builds/
     python bench/gates.py --probes probes.json   # a probe_run output (or JSONL of its results)
+    python bench/gates.py --simulate             # size of the retention test at the floor
+
+``--simulate`` checks the other error: a child whose true retention is *exactly* the floor
+(on a population of items with the given parent pass rate and rate of gains on the parent's
+failures) must pass the floor at most 1 − confidence of the time. It prints that rate per
+suite size, parent pass rate and gain rate, and the pass rate of a child that keeps
+everything (power).
 """
 from __future__ import annotations
 
@@ -73,6 +80,47 @@ def replicate(parent: list[dict], redraw: float, rng: random.Random) -> tuple[li
     return P, C
 
 
+def simulate(replicates: int, seed: int, confidence: float = 0.95, floor: float = 0.8) -> int:
+    """Size (false passes at the floor) and power of the retention floor by simulation."""
+    from scipy.stats import norm
+
+    from slim.probes.intervals import paired_ratio_score
+
+    z = float(norm.ppf(confidence))
+    print(f"retention floor {floor} at confidence {confidence}, {replicates} suites per row\n")
+    print("| items | parent pass rate | gain rate on parent's failures | pass rate at the floor "
+          "(size) | pass rate, child = parent with 10% flips (power) |")
+    print("|---|---|---|---|---|")
+    worst = 0.0
+    rng = random.Random(seed)
+    for n in (10, 30, 150, 500):
+        for pp in (0.1, 0.4, 0.9):
+            for q0 in (0.0, 0.05, 0.2):
+                q1 = (floor * pp - (1 - pp) * q0) / pp
+                if not 0 <= q1 <= 1:
+                    continue
+                rates = []
+                for keep, gain in ((q1, q0), (1 - 0.1 * (1 - pp), 0.1 * pp)):
+                    hits = 0
+                    for _ in range(replicates):
+                        a = b = c = d = 0
+                        for _ in range(n):
+                            p = rng.random() < pp
+                            ch = rng.random() < (keep if p else gain)
+                            a += p and ch
+                            b += p and not ch
+                            c += (not p) and ch
+                            d += (not p) and not ch
+                        hits += bool(a + b) and paired_ratio_score(a, b, c, d, floor) >= z
+                    rates.append(hits / replicates)
+                worst = max(worst, rates[0])
+                print(f"| {n} | {pp} | {q0} | {rates[0]:.1%} | {rates[1]:.1%} |", flush=True)
+    ok = worst <= (1 - confidence) * 1.2
+    print(f"\nworst size {worst:.1%} vs nominal {1 - confidence:.0%} "
+          f"(allowing simulation error of 20%): {'OK' if ok else 'TOO HIGH'}")
+    return 0 if ok else 1
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--probes", type=Path, help="parent probe results (probes.json or .jsonl)")
@@ -82,7 +130,11 @@ def main(argv=None) -> int:
     ap.add_argument("--redraw", type=float, action="append",
                     help="share of items whose outcome is redrawn; default 0 0.1 0.25 0.5 1")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--simulate", action="store_true",
+                    help="size and power of the retention floor test by simulation")
     a = ap.parse_args(argv)
+    if a.simulate:
+        return simulate(a.replicates, a.seed)
 
     from omegaconf import OmegaConf
 
