@@ -1,0 +1,5 @@
+import sys
+
+from slim.sweep.cli import main
+
+sys.exit(main())
