@@ -1,4 +1,9 @@
-"""User-facing errors. Anything raised as SlimError is printed without a traceback."""
+"""User-facing errors. Anything raised as SlimError is printed without a traceback.
+
+Exit codes of ``python -m slim``: 0 built, 1 a bug (an uncaught exception, traceback
+printed), 2 a user's error (bad config, bad input), 3 the environment (a full disk),
+130 interrupted (Ctrl-C).
+"""
 from __future__ import annotations
 
 
@@ -7,6 +12,8 @@ class SlimError(Exception):
 
     #: short machine-readable reason used in events.jsonl
     reason = "error"
+    #: exit status of ``python -m slim`` when this ends the build
+    exit_code = 2
 
     def __init__(self, message: str, reason: str | None = None):
         super().__init__(message)
@@ -32,3 +39,15 @@ class StepFailed(SlimError):
     def __init__(self, step: str, reason: str, message: str):
         self.step = step
         super().__init__(f"step {step} failed ({reason}): {message}", reason)
+
+
+class DiskFull(StepFailed):
+    """No space left on a device while a step (or the build around it) was writing: the
+    environment's problem, not a bug; nothing partial is kept, a rerun resumes."""
+
+    reason = "disk_full"
+    exit_code = 3
+
+    def __init__(self, step: str, message: str, info: dict | None = None):
+        self.info = info or {}
+        super().__init__(step, "disk_full", message)

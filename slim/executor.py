@@ -18,7 +18,8 @@ from pathlib import Path
 
 from slim.cache.keys import diff_material, lib_versions, step_key
 from slim.cache.store import Entry, ObjectStore
-from slim.errors import SlimError, StepFailed
+from slim.diskspace import describe, disk_full_info
+from slim.errors import DiskFull, SlimError, StepFailed
 from slim.fileio import canonical_json
 from slim.steps.base import Step, step_module
 
@@ -146,14 +147,20 @@ class Executor:
             self._subprocess(step, r, inputs, out)
 
         try:
-            entry, cached = self.store.get_or_compute(
-                r.key, r.material, compute, verify=self.verify,
-                on_event=lambda ev, info: self.log.emit(ev, step=step.id, **info))
+            try:
+                entry, cached = self.store.get_or_compute(
+                    r.key, r.material, compute, verify=self.verify,
+                    on_event=lambda ev, info: self.log.emit(ev, step=step.id, **info))
+            except OSError as e:  # ENOSPC in the build's own writes (spec, manifest, log)
+                info = disk_full_info(e, self.store.root / "tmp", guess=False)
+                if not info:
+                    raise
+                raise DiskFull(step.id, describe(info), info) from None
         except StepFailed as e:
-            self.log.emit("failed", step=step.id, key=r.key, reason=e.reason, message=str(e))
+            self._emit_failed(step=step.id, key=r.key, reason=e.reason, message=str(e))
             raise
         except KeyboardInterrupt:
-            self.log.emit("failed", step=step.id, key=r.key, reason="interrupted")
+            self._emit_failed(step=step.id, key=r.key, reason="interrupted")
             raise
         r.entry, r.ran = entry, bool(started)
         r.cached = not started
@@ -164,6 +171,15 @@ class Executor:
             self.log.emit("finished", step=step.id, key=r.key, seconds=r.seconds, **mem)
         else:
             self.log.emit("cache_hit", step=step.id, key=r.key)
+
+    def _emit_failed(self, **info) -> None:
+        """Record a failure; on a full disk events.jsonl may not take it, and that must not
+        hide the failure itself."""
+        try:
+            self.log.emit("failed", **info)
+        except OSError:
+            if self.log.echo:
+                self.log.echo({"event": "failed", **info})
 
     def _subprocess(self, step: Step, r: Resolved, inputs: dict, out: Path) -> None:
         work = self.store.root / "tmp" / f"spec-{uuid.uuid4().hex}"
@@ -198,6 +214,11 @@ class Executor:
             res = json.loads(res_file.read_text())
             r.peak_rss_bytes, r.peak_gpu_bytes = res.get("peak_rss_bytes"), res.get("peak_gpu_bytes")
             if not res["ok"]:
+                if res.get("reason") == "disk_full":
+                    info = dict(res.get("disk_full") or {})
+                    info.setdefault("detail", res.get("message", ""))
+                    info["path"] = info.get("path") or str(out)
+                    raise DiskFull(step.id, describe(info), info)
                 if res.get("user"):
                     raise StepFailed(step.id, res["reason"], res["message"])
                 sys.stderr.write(res.get("traceback", ""))

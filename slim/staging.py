@@ -133,6 +133,8 @@ class StagingLease:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        if self.path.exists():
+            return  # not published nor removed: keep the lease, so the folder is judged by it
         try:
             self.lease_file.unlink()
         except FileNotFoundError:
@@ -167,8 +169,12 @@ def why_dead(folder: Path, lease_s: float | None = None, now: float | None = Non
     lease_file = folder.with_name(folder.name + LEASE_SUFFIX)
     rec = read_lease(lease_file)
     if rec is None:
-        # no lease: a publish's leftover ``old-<name>-<hex>``, an older slim's folder, or
-        # one whose owner died between writing its lease and... (it writes the lease first)
+        # no lease: a publish's leftover ``old-<name>-<hex>``, an older slim's folder, or a
+        # lease lost some other way; a name ending in this host's id and a dead pid is ours
+        head, _, pid = folder.name.rpartition("-")
+        if pid.isdigit() and head.endswith(f"-{_safe(host_id())}") \
+                and process_start(int(pid)) is None:
+            return f"pid {pid} on this host has exited (no lease)"
         age = _age(lease_file, now) if lease_file.exists() else _age(folder, now)
         if age is not None and age > lease_s:
             return f"no live lease, untouched for {age:.0f} s (> lease {lease_s:.0f} s)"

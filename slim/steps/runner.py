@@ -65,11 +65,23 @@ def main(spec_path: str) -> int:
         result = {"ok": False, "user": True, "reason": "out_of_memory",
                   "message": "ran out of memory; try a smaller model, fewer calibration samples "
                              "or fewer threads"}
-    except BaseException as e:  # a bug: keep the traceback
-        result = {"ok": False, "user": False, "reason": type(e).__name__,
-                  "message": str(e), "traceback": traceback.format_exc()}
+    except BaseException as e:  # a bug: keep the traceback -- unless the disk is full
+        from slim.diskspace import disk_full_info
+        info = None if isinstance(e, KeyboardInterrupt) else disk_full_info(e, spec["out"])
+        if info:
+            result = {"ok": False, "user": True, "reason": "disk_full", "message": str(e),
+                      "disk_full": info}
+        else:
+            result = {"ok": False, "user": False, "reason": type(e).__name__,
+                      "message": str(e), "traceback": traceback.format_exc()}
     result.update(peak_memory())
-    result_file.write_text(json.dumps(result))
+    try:
+        result_file.write_text(json.dumps(result))
+    except OSError:  # the disk is too full even for the result: say only that
+        result_file.unlink(missing_ok=True)
+        result_file.write_text(json.dumps({"ok": False, "user": True, "reason": "disk_full",
+                                           "message": "result.json could not be written",
+                                           "disk_full": {"path": str(result_file)}}))
     return 0 if result["ok"] else 1
 
 

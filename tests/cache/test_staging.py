@@ -91,4 +91,15 @@ def test_own_lease_released_and_folder_not_reclaimed_while_held(tmp_path, monkey
         time.sleep(1.0)  # > lease: the heartbeat keeps it fresh
         monkeypatch.setenv("SLIM_HOST_ID", "nodeY")
         assert reclaim_stale(root, lease_s=0.4) == [] and lease.path.is_dir()
+        lease.path.rename(tmp_path / "published")
     assert not lease.lease_file.exists()
+    # a folder neither published nor removed keeps its lease; once the pid is gone, its
+    # own host reclaims it even without a lease
+    monkeypatch.setenv("SLIM_HOST_ID", "nodeZ")
+    with StagingLease.claim(root, "y", lease_s=600) as kept:
+        pass
+    assert kept.path.is_dir() and kept.lease_file.exists()
+    kept.lease_file.unlink()
+    dead = kept.path.with_name(kept.path.name.rsplit("-", 1)[0] + "-999999999")
+    kept.path.rename(dead)
+    assert reclaim_stale(root, lease_s=600) == [dead]
