@@ -123,13 +123,15 @@ def run_build(cfg, quiet: bool = False, extra_report: dict | None = None) -> Pat
         from slim.report.assemble import publish
         publish(cfg, plan, resolved, staging, final, seconds=time.time() - t0,
                 extra=extra_report)
-    except BaseException:
-        logs = root / ".logs"
-        logs.mkdir(parents=True, exist_ok=True)
-        if (staging / "events.jsonl").exists():
-            shutil.copy(staging / "events.jsonl",
-                        logs / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.events.jsonl")
+    except BaseException as e:
+        _keep_failed_events(root, name, staging)
         shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(e, OSError):  # a full disk while assembling/publishing: not a bug
+            from slim.diskspace import describe, disk_full_info
+            from slim.errors import DiskFull
+            info = disk_full_info(e, staging, guess=False)
+            if info:
+                raise DiskFull("publish", describe(info), info) from None
         raise
     finally:
         lease.release()
@@ -145,3 +147,17 @@ def run_build(cfg, quiet: bool = False, extra_report: dict | None = None) -> Pat
 
 def resolved_config_yaml(cfg) -> str:
     return OmegaConf.to_yaml(cfg, resolve=True)
+
+
+def _keep_failed_events(root: Path, name: str, staging: Path) -> None:
+    """Copy a failed build's events to builds/.logs/ -- whole or not at all (a full disk)."""
+    if not (staging / "events.jsonl").exists():
+        return
+    dest = root / ".logs" / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.events.jsonl"
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(staging / "events.jsonl", dest)
+    except OSError as e:
+        dest.unlink(missing_ok=True)
+        print(f"slim: could not keep the failed build's events in {dest.parent}: {e}",
+              file=sys.stderr)
