@@ -23,7 +23,16 @@ def main(cfg: DictConfig) -> None:
         print(f"slim: error: {e}", file=sys.stderr)
         if multirun:
             raise
-        sys.exit(2)
+        sys.exit(e.exit_code)  # 2 user error, 3 environment (slim/errors.py)
+    except OSError as e:  # a full disk outside any step (staging lease, ...): not a bug
+        from slim.diskspace import describe, disk_full_info
+        info = disk_full_info(e, guess=False)
+        if not info:
+            raise
+        print(f"slim: error: {describe(info)}", file=sys.stderr)
+        if multirun:
+            raise
+        sys.exit(3)
     except KeyboardInterrupt:
         print("slim: interrupted; cached steps are kept, rerun to resume", file=sys.stderr)
         sys.exit(130)
