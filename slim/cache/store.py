@@ -3,6 +3,13 @@
 An entry is computed in ``tmp/`` and published with one ``rename``; a per-key
 file lock makes concurrent builds compute a key once. A process killed mid-step
 leaves only a ``tmp/`` directory, never a visible entry.
+
+Across hosts (a cache on NFS/Lustre shared by SLURM nodes) the per-key lock is ``flock``,
+which Linux NFS clients carry as NFS byte-range locks: a live holder on another host is
+never overridden (filelock only waits), and the server drops the lock of a dead client when
+its lease expires. Nothing here removes a lock or a ``tmp/`` directory whose key lock is
+held, whatever its age; the holder's host and pid are written beside the lock
+(``locks/<key>.holder``) so a waiting build can say whom it waits for.
 """
 from __future__ import annotations
 
@@ -15,9 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 from slim.cache.digest import DigestMemo, file_digest, iter_files, memo_path
+from slim.staging import host_id
 from slim.fileio import canonical_json
 
 MANIFEST = "manifest.json"
@@ -76,6 +84,37 @@ class ObjectStore:
     def lock(self, key: str) -> FileLock:
         return FileLock(str(self.root / "locks" / f"{key}.lock"))
 
+    def lock_held(self, key: str) -> bool:
+        """Whether some process (on any host whose locks reach this filesystem) holds the
+        key's lock right now."""
+        lk = self.lock(key)
+        try:
+            lk.acquire(timeout=0)
+        except Timeout:
+            return True
+        lk.release()
+        return False
+
+    def holder(self, key: str) -> dict | None:
+        try:
+            return json.loads((self.root / "locks" / f"{key}.holder").read_text())
+        except (OSError, ValueError):
+            return None
+
+    def _acquire(self, key: str, emit) -> FileLock:
+        lk = self.lock(key)
+        try:
+            lk.acquire(timeout=0)
+        except Timeout:
+            emit("waiting_for_lock", {"key": key, "holder": self.holder(key)})
+            lk.acquire()
+        try:
+            (self.root / "locks" / f"{key}.holder").write_text(json.dumps(
+                {"host": host_id(), "pid": os.getpid(), "since": time.time()}))
+        except OSError:
+            pass  # informational only
+        return lk
+
     # -- integrity ----------------------------------------------------------
     def verify(self, entry: Entry) -> list[str]:
         """Problems with an entry's files (empty list: intact)."""
@@ -116,7 +155,7 @@ class ObjectStore:
         entry = self._valid_hit(key, verify, emit)
         if entry:
             return entry, True
-        with self.lock(key):
+        with self._acquire(key, emit):
             entry = self._valid_hit(key, verify, emit)  # another process may have finished it
             if entry:
                 return entry, True
@@ -166,6 +205,28 @@ class ObjectStore:
         return sum(p.stat().st_size for p in iter_files(entry.path))
 
     def stale_tmp(self, older_than_s: float = 3600) -> list[Path]:
+        """``tmp/`` directories older than ``older_than_s`` whose key lock nobody holds: a
+        long step on another host has an old ``tmp/`` directory too, and must keep it."""
         now = time.time()
-        return [p for p in (self.root / "tmp").iterdir()
-                if now - p.stat().st_mtime > older_than_s]
+        out = []
+        for p in (self.root / "tmp").iterdir():
+            try:
+                if now - p.stat().st_mtime <= older_than_s:
+                    continue
+            except FileNotFoundError:
+                continue
+            key = self._tmp_key(p)
+            if key is None or not self.lock_held(key):
+                out.append(p)
+        return out
+
+    def _tmp_key(self, p: Path) -> str | None:
+        """The key a ``tmp/`` directory is computing: ``<key>-<pid>-<hex>``, or a step's
+        ``spec-<hex>`` folder whose spec names its output under ``tmp/<key>-...``."""
+        if p.name.startswith("spec-"):
+            try:
+                p = Path(json.loads((p / "spec.json").read_text())["out"]).parent
+            except (OSError, ValueError, KeyError):
+                return None
+        key = p.name.split("-", 1)[0]
+        return key if len(key) == 32 and all(c in "0123456789abcdef" for c in key) else None
