@@ -15,10 +15,11 @@ from slim.paths import CONF
 @hydra.main(config_path=str(CONF), config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
+    from slim.auto import run_auto
     from slim.build import run_build
     multirun = HydraConfig.get().mode.name == "MULTIRUN"
     try:
-        run_build(cfg)
+        (run_auto if cfg.method.family == "auto" else run_build)(cfg)
     except SlimError as e:
         print(f"slim: error: {e}", file=sys.stderr)
         if multirun:

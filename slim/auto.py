@@ -19,9 +19,16 @@ import sys
 
 from omegaconf import OmegaConf, open_dict
 
+from slim import build
+from slim.config import catalog
+from slim.config.schema import MethodConfig
+from slim.config.validate import all_methods, estimate_only, validate
 from slim.errors import SlimError
+from slim.naming import default_build_name
+from slim.planview import candidate_rows, nothing_fits
 from slim.report.gates import failed_gates, undecided_gates
 from slim.report.headline import headline_retention
+from slim.units import fmt_bytes
 
 RULE = ("drop candidates that do not fit or failed a gate; accepted before inconclusive/ungated "
         "(those only when no accepted candidate fits); lowest mean KLD, then PPL ratio; within "
@@ -31,12 +38,9 @@ TIERS = (("accepted",), ("inconclusive", "ungated"))
 
 def member_cfg(cfg, name: str):
     """The same target with method=<name>, typed by the MethodConfig schema."""
-    from slim.config.schema import MethodConfig
-    from slim.paths import CONF
     m = cfg.copy()
     with open_dict(m):
-        m.method = OmegaConf.merge(OmegaConf.structured(MethodConfig),
-                                   OmegaConf.load(CONF / "method" / f"{name}.yaml"))
+        m.method = OmegaConf.merge(OmegaConf.structured(MethodConfig), catalog.load("method", name))
         m.build_name = None
     return m
 
@@ -80,10 +84,11 @@ def _fmt(v) -> str:
 
 
 def run_auto(cfg):
-    from slim.build import default_build_name, run_build
-    from slim.config.validate import all_methods
-    from slim.planview import candidate_rows
-
+    """method=auto: estimate, build the fitting candidates, publish the winner. Any other
+    method, ``plan=true`` and weightless models go straight to :func:`slim.build.run_build`."""
+    if cfg.method.family != "auto" or cfg.plan or estimate_only(cfg):
+        return build.run_build(cfg)
+    validate(cfg)
     me = cfg.method
     methods = all_methods()
     est = {r["method"]: r for r in candidate_rows(cfg, list(me.candidates), me.headroom)}
@@ -99,13 +104,13 @@ def run_auto(cfg):
         elif not e["fit"]["fits"]:
             f = e["fit"]
             row["reason"] = (f"does not fit with {me.headroom:.0%} headroom: needs "
-                             f"{f['total_bytes'] / 2**30:.2f} GiB of {f['usable_bytes'] / 2**30:.2f} GiB")
+                             f"{fmt_bytes(f['total_bytes'])} of {fmt_bytes(f['usable_bytes'])}")
         else:
             fitting.append(name)
             row["reason"] = "fits (estimate)"
         rows.append(row)
     if not fitting:
-        raise SlimError(_nothing_fits(cfg, est, methods))
+        raise SlimError(nothing_fits(cfg, est))
     to_build = fitting[: me.max_builds] if me.max_builds else fitting
     print(f"method=auto on {cfg.hardware.name}: building {', '.join(to_build)} "
           f"(skipped: {', '.join(r['method'] for r in rows if r['method'] not in fitting) or 'none'})",
@@ -113,7 +118,7 @@ def run_auto(cfg):
     for name in to_build:
         row = next(r for r in rows if r["method"] == name)
         try:
-            out = run_build(member_cfg(cfg, name), quiet=True)
+            out = build.run_build(member_cfg(cfg, name), quiet=True)
             rep = json.loads((out / "report.json").read_text())
         except Exception as e:  # one candidate's failure must not abort the others
             row.update({"status": "build failed", "reason": f"{type(e).__name__}: "
@@ -127,7 +132,7 @@ def run_auto(cfg):
                     "ppl_ratio": fid.get("ppl_ratio"), "failed_gates": failed_gates(rep),
                     "undecided_gates": undecided_gates(rep), "build": rep["build"],
                     "reason": "built and probed"})
-        print(f"  {name:10} {row['bytes'] / 1e6:8.1f} MB  KLD {_fmt(row['kld_mean'])}  "
+        print(f"  {name:10} {fmt_bytes(row['bytes']):>10}  KLD {_fmt(row['kld_mean'])}  "
               f"PPL ratio {_fmt(row['ppl_ratio'])}  {row['status']}", file=sys.stderr)
     for r in rows:
         if r["method"] in fitting and r["method"] not in to_build:
@@ -144,37 +149,5 @@ def run_auto(cfg):
     final_cfg = member_cfg(cfg, winner["method"])
     with open_dict(final_cfg):
         final_cfg.build_name = cfg.build_name or default_build_name(cfg, "auto")
-    return run_build(final_cfg, extra_report=auto)
+    return build.run_build(final_cfg, extra_report=auto)
 
-
-def _nothing_fits(cfg, est, methods) -> str:
-    from slim.hardware import fit_report
-    from slim.paths import CONF
-    from slim.planview import model_arch
-    ok = [e for e in est.values() if "error" not in e and e["runs_natively"]]
-    if not ok:
-        return (f"method=auto: hardware {cfg.hardware.name} runs none of the candidates natively "
-                f"({', '.join(est)}); add candidates this tier runs or pick another tier")
-    smallest = min(ok, key=lambda e: e["bytes"])
-    arch = model_arch(cfg)
-    hw = OmegaConf.to_container(cfg.hardware, resolve=True)
-    ctx = None
-    c = hw["context_length"]
-    while c >= 256:
-        c //= 2
-        if fit_report(hw, smallest["bytes"], arch, c, cfg.method.headroom)["fits"]:
-            ctx = c
-            break
-    tiers = []
-    for f in sorted((CONF / "hardware").glob("*.yaml")):
-        t = OmegaConf.to_container(OmegaConf.load(f), resolve=True)
-        if fit_report(t, smallest["bytes"], arch, None, cfg.method.headroom)["fits"]:
-            tiers.append(t["name"])
-    f = smallest["fit"]
-    hints = [f"a smaller model (the smallest candidate, {smallest['method']}, needs "
-             f"{f['total_bytes'] / 2**30:.2f} GiB, usable is {f['usable_bytes'] / 2**30:.2f} GiB)"]
-    if ctx:
-        hints.append(f"a shorter context: {smallest['method']} fits at hardware.context_length={ctx}")
-    if tiers:
-        hints.append(f"a bigger tier: {', '.join(tiers)}")
-    return f"method=auto: no candidate fits {cfg.hardware.name}. What would: " + "; ".join(hints)

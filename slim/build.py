@@ -13,32 +13,14 @@ import sys
 import time
 from pathlib import Path
 
-from omegaconf import OmegaConf
-
 from slim.cache.store import ObjectStore
-from slim.config.validate import validate
+from slim.config.validate import estimate_only, validate
 from slim.errors import SlimError
 from slim.executor import EventLog, Executor, format_plan
+from slim.naming import build_name  # noqa: F401  (re-exported: slim.sweep and tests import it here)
 from slim.paths import resolve
+from slim.planview import show_estimate
 from slim.staging import StagingLease
-
-
-def default_build_name(cfg, method: str | None = None) -> str:
-    """``<model>-<method>-<hardware>``, plus the probe suite and calibration set when they are
-    not the defaults: they change the report (and calibration the artifact), so a
-    ``probes=full`` build must not overwrite the default-suite build of the same target."""
-    name = f"{cfg.model.name}-{method or cfg.method.name}-{cfg.hardware.name}"
-    probes = OmegaConf.select(cfg, "probes.name", default="default")
-    calib = OmegaConf.select(cfg, "calibration.name", default="default")
-    if probes not in (None, "default"):
-        name += f"-probes_{probes}"
-    if calib not in (None, "default"):
-        name += f"-calib_{calib}"
-    return name
-
-
-def build_name(cfg) -> str:
-    return cfg.build_name or default_build_name(cfg)
 
 
 def builds_dir(cfg) -> Path:
@@ -78,17 +60,17 @@ def _echo(rec: dict) -> None:
 
 
 def run_build(cfg, quiet: bool = False, extra_report: dict | None = None) -> Path | None:
+    """Build one concrete method (or, with ``plan=true`` / a weightless model, print the plan
+    and estimates). method=auto is orchestrated one layer up, by :func:`slim.auto.run_auto`."""
     if cfg.hub_online:
         os.environ["HF_HUB_OFFLINE"] = os.environ["HF_DATASETS_OFFLINE"] = "0"
     validate(cfg)
-    from slim.config.validate import estimate_only
     if estimate_only(cfg) or (cfg.plan and cfg.method.family == "auto"):
-        from slim.planview import show_estimate
         show_estimate(cfg)
         return None
     if cfg.method.family == "auto":
-        from slim.auto import run_auto
-        return run_auto(cfg)
+        raise SlimError("method=auto chooses among builds: run it with slim.auto.run_auto "
+                        "(python -m slim method=auto does)")
 
     from slim.plan import Planner
     plan = Planner(cfg).build()
@@ -103,10 +85,6 @@ def run_build(cfg, quiet: bool = False, extra_report: dict | None = None) -> Pat
         resolved = ex.resolve(plan.steps)
         print(f"plan for {name} (cache {store.root}):")
         print(format_plan(resolved))
-        try:
-            from slim.planview import show_estimate
-        except ImportError:
-            return None
         show_estimate(cfg)
         return None
 
@@ -143,10 +121,6 @@ def run_build(cfg, quiet: bool = False, extra_report: dict | None = None) -> Pat
         from slim.report.summary import print_summary
         print_summary(final)
     return final
-
-
-def resolved_config_yaml(cfg) -> str:
-    return OmegaConf.to_yaml(cfg, resolve=True)
 
 
 def _keep_failed_events(root: Path, name: str, staging: Path) -> None:

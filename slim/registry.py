@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from slim.errors import SlimError
+from slim.units import fmt_bytes
 from slim.fileio import write_json
 
 ENTRY_NAME = "entry.json"
@@ -133,8 +134,8 @@ def _find(entries: list[dict], name: str) -> dict:
 
 # ---------------------------------------------------------------- formatting
 
-def _fmt_mb(b) -> str:
-    return f"{b / 1e6:.1f}" if isinstance(b, (int, float)) else "-"
+def _fmt_size(b) -> str:
+    return fmt_bytes(b) if isinstance(b, (int, float)) else "-"
 
 
 def _fmt(v, spec: str) -> str:
@@ -183,7 +184,7 @@ def format_ls(entries: list[dict], sig_states: dict[str, str] | None = None) -> 
     groups: dict[tuple[str, str], list[dict]] = {}
     for e in entries:
         groups.setdefault(_parent_key(e, by_name), []).append(e)
-    header = ["name", "method", "hardware", "MB", "bpw", "retention", "KLD", "fits", "status", "signature"]
+    header = ["name", "method", "hardware", "size", "bpw", "retention", "KLD", "fits", "status", "signature"]
     lines: list[str] = []
     for (pid, pdig), es in sorted(groups.items()):
         lines.append(f"parent {pid} (sha256 {_short_digest(pdig)}): {len(es)} build(s)")
@@ -192,7 +193,7 @@ def format_ls(entries: list[dict], sig_states: dict[str, str] | None = None) -> 
         for e in es:
             name = e["name"] + (f" <- {e['parent_build']}" if e.get("parent_build") else "")
             rows.append([name, str(e.get("method") or "-"), str(e.get("hardware") or "-"),
-                         _fmt_mb(e.get("bytes")), _fmt(e.get("bpw"), ".2f"),
+                         _fmt_size(e.get("bytes")), _fmt(e.get("bpw"), ".2f"),
                          _fmt(e.get("headline_retention"), ".3f"), _fmt(e.get("kld_mean"), ".4f"),
                          _fmt_fits(e.get("fits")), str(e.get("status") or "-"),
                          (sig_states or {}).get(e["name"], "?")])
@@ -214,7 +215,7 @@ def format_show(entry: dict, report: dict | None, sig: tuple[str, str] | None = 
         lines.append(f"  status {report.get('status')}"
                      + (f"; failed gates: {', '.join(failed_gates(report))}"
                         if failed_gates(report) else ""))
-        lines.append(f"  size {_fmt_mb(entry.get('bytes'))} MB, {_fmt(entry.get('bpw'), '.2f')} bpw, "
+        lines.append(f"  size {_fmt_size(entry.get('bytes'))}, {_fmt(entry.get('bpw'), '.2f')} bpw, "
                      f"format {entry.get('format')}")
         lines.append(f"  ppl {_fmt(fid.get('ppl_parent'), '.3f')} -> {_fmt(fid.get('ppl_child'), '.3f')} "
                      f"(ratio {_fmt(fid.get('ppl_ratio'), '.4f')}), KLD mean {_fmt(fid.get('kld_mean'), '.4f')}, "
@@ -259,7 +260,7 @@ def format_lineage(entries: list[dict], name: str) -> str:
     def label(e: dict) -> str:
         mark = "* " if e["name"] == target["name"] else "+ " if e["name"] in chain else ""
         return (f"{mark}{e['name']}  [{e.get('method') or '-'}, {e.get('hardware') or '-'}, "
-                f"{_fmt_mb(e.get('bytes'))} MB, {_fmt(e.get('bpw'), '.2f')} bpw, "
+                f"{_fmt_size(e.get('bytes'))}, {_fmt(e.get('bpw'), '.2f')} bpw, "
                 f"retention {_fmt(e.get('headline_retention'), '.3f')}, {e.get('status') or '-'}]")
 
     lines = [f"{root_key[0]} (sha256 {_short_digest(root_key[1])})"]

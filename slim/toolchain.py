@@ -157,6 +157,23 @@ def install(dest: Path | None = None) -> dict:
     return m
 
 
+def architecture_report() -> dict:
+    """How many of the converter's text architectures have a module that imports."""
+    import importlib
+
+    conv = converter()
+    failed = {}
+    for mod in sorted(set(conv.TEXT_MODEL_MAP.values())):
+        try:
+            importlib.import_module(f"conversion.{mod}")
+        except Exception as e:
+            failed[mod] = f"{type(e).__name__}: {e}"
+    total = len(conv.TEXT_MODEL_MAP)
+    ok = sum(1 for m in conv.TEXT_MODEL_MAP.values() if m not in failed)
+    return {"total": total, "importable": ok, "modules": len(set(conv.TEXT_MODEL_MAP.values())),
+            "failed_modules": failed, "toolchain": toolchain_id()}
+
+
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
@@ -182,7 +199,6 @@ def main(argv: list[str] | None = None) -> int:
         if not problems:
             print(f"ok: {toolchain_id()}")
         return 1 if problems else 0
-    from slim.steps.convert_gguf import architecture_report
     rep = architecture_report()
     for mod, err in sorted(rep["failed_modules"].items()):
         print(f"  {mod}: {err}")

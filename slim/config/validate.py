@@ -9,8 +9,10 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from slim.errors import ConfigErrors, SlimError
-from slim.paths import CONF, resolve
-from slim.steps.base import check_params
+from slim.paths import resolve
+from slim.config import catalog
+from slim.hardware.capabilities import check
+from slim.steps.base import check_params, needs_calibration
 
 MODEL_SOURCES = ("pypi_gguf", "gguf_file", "tiny", "hf_dir", "arch")
 
@@ -51,14 +53,11 @@ def safetensors_problems(folder: Path) -> list[str]:
         except Exception as e:
             out.append(f"{f} is not a valid safetensors file ({str(e).splitlines()[0][:120]})")
     return out
-BACKENDS = ("metal", "cuda", "cpu")
 
 
 def all_methods() -> dict[str, dict]:
-    out = {}
-    for f in sorted((CONF / "method").glob("*.yaml")):
-        out[f.stem] = OmegaConf.to_container(OmegaConf.load(f), resolve=True)
-    return out
+    """Every method YAML on the run's config search path (conf/ and any --config-dir)."""
+    return catalog.configs("method")
 
 
 def validate(cfg) -> None:
@@ -165,9 +164,15 @@ def _method(cfg) -> list:
 
 
 def _hardware(cfg) -> list:
+    """The tier's own numbers; its backend and formats are data the tier declares (a label and
+    the artifact formats it runs), matched against what methods declare, not a list in code."""
     hw, errs = cfg.hardware, []
-    if hw.backend not in BACKENDS:
-        errs.append(("hardware.backend", f"{hw.backend!r} is not one of {', '.join(BACKENDS)}"))
+    if not str(hw.backend or "").strip():
+        errs.append(("hardware.backend", "name the runtime backend the tier uses (e.g. cuda, "
+                                         "rocm, metal, vulkan, cpu)"))
+    if not hw.formats:
+        errs.append(("hardware.formats", "list the artifact formats the tier runs natively "
+                                         "(e.g. [gguf, safetensors])"))
     if not hw.memory_gb > 0:
         errs.append(("hardware.memory_gb", "must be > 0"))
     if not 0 < hw.usable_fraction <= 1:
@@ -178,10 +183,6 @@ def _hardware(cfg) -> list:
         errs.append(("hardware.context_length", "must be ≥ 1"))
     if errs or cfg.method.family == "auto":
         return errs
-    try:
-        from slim.hardware.capabilities import check
-    except ImportError:
-        return errs
     method = OmegaConf.to_container(cfg.method, resolve=True)
     hwd = OmegaConf.to_container(cfg.hardware, resolve=True)
     for msg in check(method, hwd, cfg.allow_emulation, all_methods()):
@@ -191,10 +192,9 @@ def _hardware(cfg) -> list:
 
 def _calibration(cfg) -> list:
     c = cfg.calibration
-    if not any(st.kind in ("quantize_gguf", "llmc_oneshot", "autoround", "student", "distill",
-                           "lowrank") for st in cfg.method.stages):
-        if cfg.method.family != "auto":
-            return []
+    if cfg.method.family != "auto" and not any(_stage_needs_calibration(st)
+                                               for st in cfg.method.stages):
+        return []
     errs = check_params("calibration_set", {"source": c.source, "text_field": c.text_field,
                                             "n_samples": c.n_samples, "seq_len": c.seq_len,
                                             "seed": c.seed}, "calibration")
@@ -210,6 +210,14 @@ def _calibration(cfg) -> list:
             errs.append(("calibration.dataset", f"not found: {c.dataset} (only local files or "
                                                 "datasets saved with save_to_disk work offline)"))
     return errs
+
+
+def _stage_needs_calibration(st) -> bool:
+    params = OmegaConf.to_container(st.params, resolve=True) if st.params else {}
+    try:
+        return needs_calibration(st.kind, params)
+    except (SlimError, TypeError):   # bad kind/params: reported by _method
+        return False
 
 
 def _probes(cfg) -> list:
@@ -268,9 +276,5 @@ def _probe_data(p) -> list:
             for i, pat in enumerate(p.categories) if not any(fnmatch(c, pat) for c in have)]
 
 
-def method_names() -> list[str]:
-    return sorted(p.stem for p in (CONF / "method").glob("*.yaml"))
-
-
 def choices(group: str) -> list[str]:
-    return sorted(p.stem for p in (Path(CONF) / group).glob("*.yaml"))
+    return catalog.names(group)

@@ -7,21 +7,22 @@ whose length is not a multiple of a type's block size) and ggml's block sizes
 vocabulary, merges) adds a few MB.
 
 Other formats (compressed-tensors from llm-compressor / auto-round, dense safetensors)
-are estimated from the scheme: packed low-bit linear weights plus their scales and zero
-points; embeddings, norms and lm_head kept in 16-bit.
+are estimated from the storage a stage declares (compressed-tensors' preset scheme and the
+stage's group size): packed low-bit linear weights plus their scales and zero points;
+embeddings, norms and lm_head kept in 16-bit. Nothing here knows a method by name.
 """
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from slim.errors import SlimError
 from slim.hardware.arch import arch_from_gguf, arch_from_hf_config, normalize_arch
 
-__all__ = ["GGML_TYPES", "GGUF_FTYPES", "OTHER_METHODS", "param_shapes", "estimate_weights",
-           "n_experts",
-           "known_methods", "gguf_tensor_types", "arch_from_hf_config", "arch_from_gguf",
-           "normalize_arch"]
+__all__ = ["GGML_TYPES", "GGUF_FTYPES", "DENSE", "param_shapes", "estimate_weights", "n_experts",
+           "gguf_storage", "compressed_tensors_storage", "gguf_tensor_types",
+           "arch_from_hf_config", "arch_from_gguf", "normalize_arch"]
 
 #: ggml type -> (block size in elements, bytes per block); bits/weight = 8·bytes/block
 GGML_TYPES: dict[str, tuple[int, int]] = {
@@ -53,41 +54,9 @@ GGUF_FTYPES: dict[str, str] = {
     "q2_k": "Q2_K", "q2_k_s": "Q2_K",
 }
 
-#: non-GGUF methods: how linear weights are stored
-#: kind int: ``bits``-bit integers in groups of ``group`` with 16-bit scales (+ packed zero
-#: points when asymmetric); kind channel: 8-bit weights with one 16-bit scale per output row;
-#: kind dense: 16-bit.
-OTHER_METHODS: dict[str, dict[str, Any]] = {
-    # llm-compressor W4A16 (symmetric, group 128)
-    "gptq_w4": {"kind": "int", "bits": 4, "group": 128, "sym": True, "format": "compressed-tensors"},
-    # llm-compressor AWQ W4A16_ASYM (group 128, zero points)
-    "awq_w4": {"kind": "int", "bits": 4, "group": 128, "sym": False, "format": "compressed-tensors"},
-    # auto-round W4A16 (symmetric, group 128)
-    "autoround_w4": {"kind": "int", "bits": 4, "group": 128, "sym": True, "format": "compressed-tensors"},
-    "gptq_w8": {"kind": "int", "bits": 8, "group": 128, "sym": True, "format": "compressed-tensors"},
-    "fp8_dynamic": {"kind": "channel", "dtype": "fp8_e4m3", "format": "compressed-tensors"},
-    "w8a8_smoothquant": {"kind": "channel", "dtype": "int8", "format": "compressed-tensors"},
-    "w8a8": {"kind": "channel", "dtype": "int8", "format": "compressed-tensors"},
-    # pruned models, unstructured or 2:4, are stored dense: compressed-tensors writes no sparse
-    # format (llmc_oneshot.sparse_storage records why), so they take the parent's bytes
-    "wanda50": {"kind": "dense", "format": "safetensors"},
-    "sparsegpt50": {"kind": "dense", "format": "safetensors"},
-    "sparsegpt_2of4": {"kind": "dense", "format": "safetensors"},
-    "wanda_2of4": {"kind": "dense", "format": "safetensors"},
-    # the unquantized 16-bit parent as safetensors ("f16" is the F16 GGUF file type, whose
-    # norms are F32: a few hundred KB more)
-    "fp16": {"kind": "dense", "format": "safetensors"},
-    "bf16": {"kind": "dense", "format": "safetensors"},
-    "baseline": {"kind": "dense", "format": "safetensors"},
-}
-
 _LINEAR = ("attn_q", "attn_k", "attn_v", "attn_qkv", "attn_output", "ffn_gate", "ffn_up",
            "ffn_down", "ffn_gate_exps", "ffn_up_exps", "ffn_down_exps", "ffn_gate_shexp",
            "ffn_up_shexp", "ffn_down_shexp")
-
-
-def known_methods() -> list[str]:
-    return sorted(set(GGUF_FTYPES) | set(OTHER_METHODS))
 
 
 def n_experts(a: dict) -> int:
@@ -250,21 +219,6 @@ def gguf_tensor_types(arch: Any, ftype: str, imatrix: bool = False) -> list[tupl
     return out
 
 
-def _resolve(method_name: str) -> str:
-    key = str(method_name).strip().lower()
-    known = set(GGUF_FTYPES) | set(OTHER_METHODS)
-    if key in known:
-        return key
-    # a composed pipeline (wanda50_q4_k_m, distill_gptq_w4) deploys its last quantizer
-    parts = key.split("_")
-    for i in range(1, len(parts)):
-        tail = "_".join(parts[i:])
-        if tail in known:
-            return tail
-    raise SlimError(f"cannot estimate the size of method {method_name!r}: no size model for it "
-                    f"(known: {', '.join(known_methods())})", "unknown_method")
-
-
 def _summarize(method: str, fmt: str, rows: list[tuple[str, int, int, str, int]]) -> dict:
     per_type: dict[str, dict[str, int]] = {}
     total_b = total_p = 0
@@ -280,34 +234,111 @@ def _summarize(method: str, fmt: str, rows: list[tuple[str, int, int, str, int]]
             "approximate": True}
 
 
-def estimate_weights(arch: Any, method_name: str, imatrix: bool = False,
-                     group_size: int | None = None) -> dict:
-    """Bytes of the weights a method would produce for ``arch``, without the weights.
+def gguf_storage(ftype: str, imatrix: bool = False) -> dict:
+    """Storage of a llama.cpp file type (``q4_k_m``, ``f16``): llama.cpp's own per-tensor rules."""
+    ft = str(ftype).lower()
+    if ft not in GGUF_FTYPES:
+        raise SlimError(f"no size model for GGUF file type {ftype!r}; known: "
+                        f"{', '.join(GGUF_FTYPES)}", "unknown_method")
+    return {"format": "gguf", "ftype": ft, "imatrix": bool(imatrix)}
 
-    Returns ``{method, format, bytes, params, bpw, per_type: {type: {tensors, params,
-    bytes}}, approximate}``. ``imatrix`` matters only for Q4_0/Q5_0 (llama.cpp then keeps
-    the first eighth of ffn_down in Q4_1/Q5_1); ``group_size`` overrides the int-scheme group.
+
+def compressed_tensors_storage(scheme: str, group_size: int | None = None,
+                               fallbacks: Sequence[int] = (), indivisible: str = "fallback",
+                               sym: bool | None = None, quantize_lm_head: bool = False) -> dict:
+    """Storage of a compressed-tensors preset scheme (``W4A16``, ``W3A16``, ``FP8_DYNAMIC``...).
+
+    Bits, strategy (group / channel / tensor), default group size and symmetry come from
+    compressed-tensors' own preset table; ``group_size`` (the stage's param) overrides the
+    preset's, and ``fallbacks``/``indivisible`` follow the per-layer policy of the stage
+    (the largest of ``[group_size, *fallbacks]`` dividing a layer's input width; none: the
+    layer stays 16-bit, or with ``indivisible: error`` the stage refuses).
     """
-    m = _resolve(method_name)
-    if m in GGUF_FTYPES:
-        rows = [(n, r, c, t, _type_bytes(t, r, c)) for n, r, c, t in gguf_tensor_types(arch, m, imatrix)]
-        return _summarize(m, "gguf", rows)
-    spec = OTHER_METHODS[m]
+    try:
+        from compressed_tensors.quantization.quant_scheme import PRESET_SCHEMES
+    except ImportError as e:   # a runtime dependency: say so rather than guess the scheme
+        raise SlimError(f"sizing compressed-tensors scheme {scheme!r} needs the "
+                        f"compressed-tensors package ({e})", "unknown_method") from None
+    if scheme not in PRESET_SCHEMES:
+        raise SlimError(f"no compressed-tensors preset scheme {scheme!r}; known: "
+                        f"{', '.join(sorted(PRESET_SCHEMES))}", "unknown_method")
+    w = PRESET_SCHEMES[scheme]["weights"]
+    strategy = str(getattr(w.strategy, "value", w.strategy))
+    linear: dict[str, Any] = {"bits": int(w.num_bits), "type": str(getattr(w.type, "value", w.type)),
+                              "strategy": strategy,
+                              "sym": bool(w.symmetric if sym is None else sym),
+                              "lm_head": bool(quantize_lm_head)}
+    if strategy == "group":
+        linear.update({"group": int(group_size or w.group_size), "fallbacks": list(fallbacks),
+                       "indivisible": indivisible})
+    return {"format": "compressed-tensors", "scheme": scheme, "linear": linear}
+
+
+#: the parent's dtype, unquantized: what pruning, noise and distillation stages write
+DENSE: dict = {"format": "safetensors", "linear": {"bits": 16}}
+
+
+def _group_for(cols: int, lin: dict) -> int | None:
+    """The group size a layer of input width ``cols`` gets (None: the layer stays 16-bit)."""
+    g = int(lin["group"])
+    policy = lin.get("indivisible", "fallback")
+    tries = [g] + ([int(x) for x in lin.get("fallbacks") or []] if policy == "fallback" else [])
+    for size in sorted(set(tries), key=tries.index):
+        if cols % size == 0:
+            return size
+    if policy == "error":
+        raise SlimError(f"a layer of input width {cols} is not divisible by group size {g} and "
+                        f"the stage has indivisible: error (it would refuse to build)",
+                        "unknown_method")
+    return None
+
+
+def _linear_bytes(r: int, c: int, lin: dict) -> tuple[str, int]:
+    bits = int(lin.get("bits", 16))
+    if bits >= 16:
+        return "F16", 2 * r * c
+    asym = "" if lin.get("sym", True) else "_asym"
+    data = math.ceil(r * c * bits / 8)
+    strategy = lin.get("strategy", "channel")
+    if strategy == "group":
+        g = _group_for(c, lin)
+        if g is None:
+            return "F16 (indivisible)", 2 * r * c
+        scales = r * (c // g)
+        label = f"{lin.get('type', 'int')}{bits}_g{g}{asym}"
+    elif strategy == "tensor":
+        scales, label = 1, f"{lin.get('type', 'int')}{bits}_tensor{asym}"
+    else:
+        scales, label = r, f"{lin.get('type', 'int')}{bits}_channel{asym}"
+    nbytes = data + 2 * scales                       # 16-bit scales
+    if asym:
+        nbytes += math.ceil(scales * bits / 8)       # packed zero points
+    return label, nbytes
+
+
+def estimate_weights(arch: Any, storage: dict) -> dict:
+    """Bytes of the weights stored as ``storage`` for ``arch``, without the weights.
+
+    ``storage`` is what a stage declares (its module's ``storage(params)``): ``gguf_storage``,
+    ``compressed_tensors_storage`` or ``DENSE``. Returns ``{method, format, bytes, params, bpw,
+    per_type: {type: {tensors, params, bytes}}, approximate}``. For non-GGUF formats the
+    decoder's linear layers take the scheme; embeddings and norms (and lm_head unless the
+    storage says ``lm_head: true``) stay 16-bit.
+    """
+    fmt = storage.get("format")
+    if fmt == "gguf":
+        ft = storage["ftype"]
+        rows = [(n, r, c, t, _type_bytes(t, r, c))
+                for n, r, c, t in gguf_tensor_types(arch, ft, bool(storage.get("imatrix")))]
+        return _summarize(ft, "gguf", rows)
+    lin = storage.get("linear") or {"bits": 16}
     a = normalize_arch(arch)
+    linear_names = _LINEAR + (("output",) if lin.get("lm_head") else ())
     rows = []
     for name, r, c in param_shapes(a):
-        is_linear = any(name.endswith(f"{k}.weight") for k in _LINEAR)
-        kind = spec["kind"] if is_linear else "dense"
-        if kind == "dense":
-            rows.append((name, r, c, "F16", 2 * r * c))
-        elif kind == "int":
-            g = group_size or spec["group"]
-            bits = spec["bits"]
-            groups = r * math.ceil(c / g)
-            nbytes = math.ceil(r * c * bits / 8) + 2 * groups
-            if not spec["sym"]:
-                nbytes += math.ceil(groups * bits / 8)   # packed zero points
-            rows.append((name, r, c, f"int{bits}_g{g}{'' if spec['sym'] else '_asym'}", nbytes))
-        elif kind == "channel":
-            rows.append((name, r, c, spec["dtype"], r * c + 2 * r))
-    return _summarize(m, spec["format"], rows)
+        if any(name.endswith(f"{k}.weight") for k in linear_names):
+            label, nbytes = _linear_bytes(r, c, lin)
+        else:
+            label, nbytes = "F16", 2 * r * c
+        rows.append((name, r, c, label, nbytes))
+    return _summarize(storage.get("scheme") or fmt, fmt, rows)

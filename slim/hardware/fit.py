@@ -1,7 +1,8 @@
 """Hardware fit: does an artifact fit a tier's memory, and how fast could it decode there?
 
 Memory: weights + KV cache at the tier's context length + runtime overhead, against the
-tier's usable memory (``memory_gb · usable_fraction − reserve_gb``, in GiB).
+tier's usable memory (``memory_gb · usable_fraction − reserve_gb``; the tier's ``*_gb`` values
+are GiB, see :mod:`slim.units`).
 Speed: decode is memory-bound, so tokens/s ≤ bandwidth ÷ bytes read per generated token.
 """
 from __future__ import annotations
@@ -12,8 +13,7 @@ from typing import Any
 from slim.errors import SlimError
 from slim.hardware.arch import normalize_arch
 
-GIB = 1 << 30
-MIB = 1 << 20
+from slim.units import GIB, fmt_bytes
 
 #: KV cache element types (llama.cpp --cache-type-k/-v) -> (bytes per block, elements per block)
 KV_DTYPES: dict[str, tuple[int, int]] = {
@@ -61,20 +61,6 @@ def kv_cache_bytes(arch: Any, context_length: int, kv_dtype: str = "f16") -> int
     per_block, block = _kv_dtype(kv_dtype)
     elems = a["num_hidden_layers"] * a["num_key_value_heads"] * a["head_dim"] * int(context_length) * 2
     return elems * per_block // block if elems % block == 0 else math.ceil(elems * per_block / block)
-
-
-def fmt_bytes(n: float) -> str:
-    """Binary units: 512.0 MiB, 5.33 GiB."""
-    n = float(n)
-    sign = "-" if n < 0 else ""
-    n = abs(n)
-    if n >= GIB:
-        return f"{sign}{n / GIB:.2f} GiB"
-    if n >= MIB:
-        return f"{sign}{n / MIB:.1f} MiB"
-    if n >= 1024:
-        return f"{sign}{n / 1024:.1f} KiB"
-    return f"{sign}{int(n)} B"
 
 
 def _dtype_str(kv_dtype: str) -> str:

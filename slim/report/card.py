@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from slim.report.gates import checked_gates, failed_gates, status_line, undecided_gates
 from slim.report.headline import HEADLINE_LABEL, headline_retention
+from slim.units import fmt_bytes
 
 import json
 import os
@@ -90,7 +91,7 @@ def render_model_card(report: dict, key_id: str | None = None, build_path: str |
     fm.append("---")
 
     L = fm + ["", f"# {name}", ""]
-    size_mb = _num(art.get("bytes") / 1e6 if isinstance(art.get("bytes"), (int, float)) else None, ".1f", " MB")
+    size_mb = fmt_bytes(art.get("bytes"))
     L.append(f"**{target.get('model') or parent.get('id')}** compressed with **{target.get('method')}** "
              f"for **{target.get('hardware')}**: {size_mb} ({_num(art.get('bpw'), '.2f')} bits per weight, "
              f"{fmt}), {HEADLINE_LABEL} **{_pct(retention)}**, mean KLD vs parent "
@@ -177,9 +178,7 @@ def write_model_card(build_dir: str | os.PathLike, report: dict, key_id: str | N
 
 def _stops_for(report: dict, chat_template: str | None) -> list[str]:
     text = (chat_template or "") + " " + str(_get(report, "parent", "chat_template", default="") or "")
-    ident = " ".join(str(x) for x in (_get(report, "parent", "id"), _get(report, "parent", "hf_repo"),
-                                       _get(report, "target", "model")) if x).lower()
-    if "<|im_start|>" in text or "smollm" in ident:
+    if "<|im_start|>" in text or _get(report, "parent", "chat_format") == "chatml":
         return list(CHATML_STOPS)
     return []
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from slim.units import fmt_bytes
+
 
 def _json(resolved, sid, name):
     if sid is None or sid not in resolved:
@@ -19,9 +21,11 @@ def _json(resolved, sid, name):
     return json.loads(p.read_text()) if p.is_file() else None
 
 
-def _stage(plan, resolved, kind: str):
-    """Step id of the method's first stage of ``kind``, or None."""
-    return next((a.step for a in plan.stages if resolved[a.step].step.kind == kind), None)
+def _stage_json(plan, resolved, name: str):
+    """The record ``name`` (distill.json, student.json, lowrank.json: what a stage writes about
+    itself) of the method's first stage that wrote one, or None — found by what a stage wrote,
+    not by its kind."""
+    return next((d for a in plan.stages if (d := _json(resolved, a.step, name)) is not None), None)
 
 
 def _size(path: Path) -> int:
@@ -33,12 +37,11 @@ def _size(path: Path) -> int:
 
 def _teacher_bytes(plan, resolved, fmt: str) -> int | None:
     """Size of the parent in the child's format (its F16 GGUF, or its 16-bit HF weights)."""
-    from slim.plan import input_path
-    sid = f"convert_gguf:{plan.parent.step}" if fmt == "gguf" else plan.parent.step
-    if sid not in resolved:
+    from slim.plan import f16_gguf_of, input_path
+    art = f16_gguf_of(plan.parent) if fmt == "gguf" else plan.parent
+    if art.step not in resolved:
         return None
-    return _size(input_path(resolved, plan.parent) if fmt != "gguf"
-                 else resolved[sid].entry.data / "model.gguf")
+    return _size(input_path(resolved, art))
 
 
 def _paired_kld_gain(resolved, fid_sid: str | None, base_sid: str | None) -> dict | None:
@@ -60,12 +63,11 @@ def _paired_kld_gain(resolved, fid_sid: str | None, base_sid: str | None) -> dic
 def distillation_section(plan, resolved, artifact: dict) -> dict | None:
     """Teacher vs undistilled vs distilled student, or None for methods without ``distill``."""
     from slim.plan import input_path
-    dsid = _stage(plan, resolved, "distill")
-    train = _json(resolved, dsid, "distill.json")
+    train = _stage_json(plan, resolved, "distill.json")
     base = plan.baselines.get("undistilled")
     if train is None or base is None:
         return None
-    student = _json(resolved, _stage(plan, resolved, "student"), "student.json")
+    student = _stage_json(plan, resolved, "student.json")
     fid_u = _json(resolved, plan.evals.get("fidelity_undistilled"), "fidelity.json")
     par = _json(resolved, plan.evals.get("probes_parent"), "probes.json")
     pu = _json(resolved, plan.evals.get("probes_undistilled"), "probes.json")
@@ -93,7 +95,7 @@ def distillation_section(plan, resolved, artifact: dict) -> dict | None:
 
 def lowrank_section(plan, resolved) -> dict | None:
     """Ranks and parameter counts of a ``lowrank`` stage (per-layer detail stays in the cache)."""
-    lr = _json(resolved, _stage(plan, resolved, "lowrank"), "lowrank.json")
+    lr = _stage_json(plan, resolved, "lowrank.json")
     if lr is None:
         return None
     return {k: lr[k] for k in ("selection", "whiten", "storage", "layers_matched",
@@ -108,8 +110,7 @@ def _f(v, fmt):
     return fmt.format(v) if isinstance(v, (int, float)) else "–"
 
 
-def _mb(b):
-    return f"{b / 1e6:.1f} MB" if isinstance(b, (int, float)) else "–"
+_mb = fmt_bytes
 
 
 def render_distillation(r: dict) -> list[str]:

@@ -2,10 +2,8 @@
 from __future__ import annotations
 
 from slim.report.gates import gate_outcome, status_line
-
-
-def _mb(b):
-    return f"{b / 1e6:.1f} MB" if b is not None else "–"
+from slim.units import GIB
+from slim.units import fmt_bytes as _mb
 
 
 def _f(v, fmt="{:.4f}"):
@@ -123,7 +121,7 @@ def render_markdown(r: dict, plot: str | None = None) -> str:
     if fit:
         out += ["", f"## Fit on {t['hardware']}", "",
                 f"- **{'fits' if fit['fits'] else 'does NOT fit'}**; headroom "
-                f"{fit['headroom_bytes'] / 2**30:.2f} GiB",
+                f"{_mb(fit['headroom_bytes'])}",
                 f"- {fit['formula']}"]
     est = r.get("speed_estimate")
     if est:
@@ -142,7 +140,7 @@ def render_markdown(r: dict, plot: str | None = None) -> str:
         rss = s.get("peak_rss_bytes")
         out.append(f"| {s['id']} | `{s['key'][:16]}` | {'yes' if s['cached'] else 'no'} | "
                    f"{_f(s['seconds'], '{:.1f}')} | "
-                   f"{'–' if rss is None else f'{rss / 2**30:.2f}'} |")
+                   f"{'–' if rss is None else f'{rss / GIB:.2f}'} |")
     out += ["", f"Verify: `python -m slim.verify builds/{r['build']}`", ""]
     return "\n".join(out)
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from slim.report.gates import failed_gates, undecided_gates
 from slim.report.headline import HEADLINE_LABEL, headline_retention
+from slim.units import fmt_bytes
 
 import json
 from pathlib import Path
@@ -12,7 +13,7 @@ def print_summary(build_dir: Path) -> None:
     r = json.loads((build_dir / "report.json").read_text())
     a, fid = r["artifact"], (r.get("metrics") or {}).get("fidelity")
     lines = [f"\n{r['build']}: {r['status'].upper()}",
-             f"  size   {a['bytes'] / 1e6:.1f} MB, {a.get('bpw') or 0:.2f} bpw ({a['format']})"]
+             f"  size   {fmt_bytes(a['bytes'])}, {a.get('bpw') or 0:.2f} bpw ({a['format']})"]
     if fid:
         lines.append(f"  fidelity  PPL ratio {fid['ppl_ratio']:.4f}, KLD {fid['kld_mean']:.5f} "
                      f"± {fid['kld_mean_stderr']:.5f}, top-1 {100 * fid['top1_agreement']:.1f}% "
@@ -25,7 +26,7 @@ def print_summary(build_dir: Path) -> None:
     fit = r.get("fit")
     if fit:
         lines.append(f"  fit    {'fits' if fit['fits'] else 'DOES NOT FIT'} {r['target']['hardware']} "
-                     f"(headroom {fit['headroom_bytes'] / 2**30:.2f} GiB)")
+                     f"(headroom {fmt_bytes(fit['headroom_bytes'])})")
     if failed_gates(r):
         lines.append("  failed gates: " + "; ".join(failed_gates(r)))
     if r["status"] == "inconclusive":

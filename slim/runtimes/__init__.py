@@ -7,6 +7,25 @@
 
 Backends import lazily (torch and llama_cpp load only when a model of that kind opens).
 """
-from slim.runtimes.base import Runtime, log_softmax, open_runtime, runtime_kind
+from __future__ import annotations
+
+from pathlib import Path
+
+from slim.runtimes.base import Runtime, log_softmax, runtime_kind
 
 __all__ = ["Runtime", "open_runtime", "runtime_kind", "log_softmax"]
+
+
+def open_runtime(path: str | Path, *, n_ctx: int = 2048, threads: int | None = None,
+                 seed: int = 0, dtype: str = "float32", **kwargs) -> Runtime:
+    """Load ``path`` with the runtime its format needs.
+
+    A ``.gguf`` file opens in llama.cpp; a directory with ``config.json`` opens
+    in transformers (``dtype`` applies there; float32 by default).
+    """
+    kind = runtime_kind(path)
+    if kind == "llama.cpp":
+        from slim.runtimes.llamacpp import LlamaCppRuntime
+        return LlamaCppRuntime(path, n_ctx=n_ctx, threads=threads, seed=seed, **kwargs)
+    from slim.runtimes.hf import HFRuntime
+    return HFRuntime(path, n_ctx=n_ctx, threads=threads, seed=seed, dtype=dtype, **kwargs)

@@ -265,18 +265,3 @@ def _is_gguf(p: Path) -> bool:
             return f.read(4) == b"GGUF"
     except OSError:
         return False
-
-
-def open_runtime(path: str | Path, *, n_ctx: int = 2048, threads: int | None = None,
-                 seed: int = 0, dtype: str = "float32", **kwargs) -> Runtime:
-    """Load ``path`` with the runtime its format needs.
-
-    A ``.gguf`` file opens in llama.cpp; a directory with ``config.json`` opens
-    in transformers (``dtype`` applies there; float32 by default).
-    """
-    kind = runtime_kind(path)
-    if kind == "llama.cpp":
-        from slim.runtimes.llamacpp import LlamaCppRuntime
-        return LlamaCppRuntime(path, n_ctx=n_ctx, threads=threads, seed=seed, **kwargs)
-    from slim.runtimes.hf import HFRuntime
-    return HFRuntime(path, n_ctx=n_ctx, threads=threads, seed=seed, dtype=dtype, **kwargs)

@@ -72,11 +72,13 @@ class Params:
     def bits(self) -> int:
         return int(self.scheme[1])
 
+    #: tuning runs each block on calibration windows
+    needs_calibration = True
+
 
 def plan_stage(planner, current, params: dict, index: int):
     from slim.errors import SlimError
-    from slim.plan import Artifact
-    from slim.steps.base import Step
+    from slim.steps.base import Artifact, Step
 
     if current.format not in ("hf", "safetensors"):
         raise SlimError(f"autoround needs a 16-bit HF model as input, got a {current.format} "

@@ -23,6 +23,15 @@ class Step:
     desc: str = ""
 
 
+@dataclass
+class Artifact:
+    """What a stage hands to the next: the step producing it and the format it is in. Lives
+    beside Step so that step modules need nothing from the planner that imports them."""
+    step: str          # step id producing it
+    format: str        # hf | gguf | compressed-tensors | safetensors
+    file: str = ""     # file inside the step's output ("" = the whole folder)
+
+
 def step_module(kind: str) -> ModuleType:
     try:
         return importlib.import_module(f"slim.steps.{kind}")
@@ -59,6 +68,12 @@ def check_params(kind: str, params: dict | None, where: str) -> list[tuple[str, 
 def parse_params(kind: str, params: dict | None) -> Any:
     P = getattr(step_module(kind), "Params", None)
     return P(**(params or {})) if P else None
+
+
+def needs_calibration(kind: str, params: dict | None) -> bool:
+    """Whether a stage reads the calibration set, as its ``Params.needs_calibration`` says
+    (a stage without that attribute reads none): validation checks the set only then."""
+    return bool(getattr(parse_params(kind, params), "needs_calibration", False))
 
 
 @dataclass

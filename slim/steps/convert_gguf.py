@@ -105,25 +105,6 @@ def convert(model_dir, out_file, outtype: str = "f16", tokenizer_pre: str = "") 
                         "convert_gguf_failed") from None
 
 
-def architecture_report() -> dict:
-    """How many of the converter's text architectures have a module that imports."""
-    import importlib
-
-    from slim import toolchain
-
-    conv = toolchain.converter()
-    failed = {}
-    for mod in sorted(set(conv.TEXT_MODEL_MAP.values())):
-        try:
-            importlib.import_module(f"conversion.{mod}")
-        except Exception as e:
-            failed[mod] = f"{type(e).__name__}: {e}"
-    total = len(conv.TEXT_MODEL_MAP)
-    ok = sum(1 for m in conv.TEXT_MODEL_MAP.values() if m not in failed)
-    return {"total": total, "importable": ok, "modules": len(set(conv.TEXT_MODEL_MAP.values())),
-            "failed_modules": failed, "toolchain": toolchain.toolchain_id()}
-
-
 def run(ctx):
     src = ctx.inputs["model"] / ctx.params.subdir if ctx.params.subdir else ctx.inputs["model"]
     convert(src, ctx.out / "model.gguf", ctx.params.outtype, ctx.params.tokenizer_pre)

@@ -82,11 +82,13 @@ class Params:
             errs.append(("dtype", "must be float16 or bfloat16"))
         return errs
 
+    #: prompts and held-out windows are cut from the calibration set
+    needs_calibration = True
+
 
 def plan_stage(planner, current, params: dict, index: int):
     from slim.errors import SlimError
-    from slim.plan import Artifact
-    from slim.steps.base import Step
+    from slim.steps.base import Artifact, Step
 
     if current.format not in ("hf", "safetensors"):
         raise SlimError(f"distill needs a 16-bit HF student as input, got {current.format}")

@@ -74,11 +74,21 @@ class Params:
             errs.append(("dtype", "must be float16 or bfloat16"))
         return errs
 
+    @property
+    def needs_calibration(self) -> bool:
+        return self.whiten == "activation"
+
+
+def storage(p: Params) -> dict:
+    """Ranks come from the weights' singular values: no size without the weights."""
+    from slim.errors import SlimError
+    raise SlimError("its ranks come from the weights' singular values, which plan=true does not "
+                    "read; build it to measure", "unknown_method")
+
 
 def plan_stage(planner, current, params: dict, index: int):
     from slim.errors import SlimError
-    from slim.plan import Artifact
-    from slim.steps.base import Step
+    from slim.steps.base import Artifact, Step
 
     if current.format not in ("hf", "safetensors"):
         raise SlimError(f"lowrank needs a 16-bit HF model as input, got {current.format}")
@@ -86,7 +96,7 @@ def plan_stage(planner, current, params: dict, index: int):
     params = plain(params)   # Hydra hands lists over as ListConfig: the step spec is JSON
     p = Params(**params)
     deps = {"model": current.step}
-    if p.whiten == "activation":
+    if p.needs_calibration:
         deps["calibration"] = planner.calibration(planner.root_parent)
     how = (f"{p.energy:.0%} spectral energy" if p.energy is not None else
            f"factors at {p.param_fraction:.0%} of dense params" if p.param_fraction is not None

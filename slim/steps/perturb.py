@@ -41,8 +41,7 @@ class Params:
 
 def plan_stage(planner, current, params: dict, index: int):
     from slim.errors import SlimError
-    from slim.plan import Artifact
-    from slim.steps.base import Step
+    from slim.steps.base import Artifact, Step
     from slim.steps.helpers import plain
 
     if current.format not in ("hf", "safetensors"):

@@ -48,11 +48,20 @@ class Params:
             errs.append(("output_tensor_type", f"unknown ggml type {self.output_tensor_type!r}"))
         return errs
 
+    @property
+    def needs_calibration(self) -> bool:
+        return bool(self.imatrix)   # the importance matrix is measured on calibration text
+
+
+def storage(p: Params) -> dict:
+    """llama.cpp's per-tensor types for this file type (read by slim.hardware.deployed)."""
+    from slim.hardware.estimate import gguf_storage
+    return gguf_storage(p.type, p.imatrix)
+
 
 def plan_stage(planner, current, params: dict, index: int):
     from slim.errors import SlimError
-    from slim.plan import Artifact
-    from slim.steps.base import Step
+    from slim.steps.base import Artifact, Step
 
     if current.format not in ("hf", "safetensors"):
         raise SlimError(f"quantize_gguf needs a 16-bit HF model as input, got {current.format}")

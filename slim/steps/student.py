@@ -73,14 +73,26 @@ class Params:
             errs.append(("importance_samples", "must be a positive integer"))
         return errs
 
+    @property
     def needs_calibration(self) -> bool:
         return self.drop_fraction is not None and self.drop_by == "importance"
 
 
+def deployed_arch(p: Params, arch: dict) -> dict:
+    """The student's shape, by the same rules the step uses (read by slim.hardware.deployed);
+    layer choice by importance picks which layers, not how many, so zeros stand in for it."""
+    arch = dict(arch)
+    n = arch["num_hidden_layers"]
+    arch["num_hidden_layers"] = len(choose_layers(p, n, [0.0] * n))
+    if p.mlp_keep < 1 and arch.get("intermediate_size"):
+        arch["intermediate_size"] = kept_mlp_width(arch["intermediate_size"], p.mlp_keep,
+                                                   p.mlp_multiple)
+    return arch
+
+
 def plan_stage(planner, current, params: dict, index: int):
     from slim.errors import SlimError
-    from slim.plan import Artifact
-    from slim.steps.base import Step
+    from slim.steps.base import Artifact, Step
 
     if current.format not in ("hf", "safetensors"):
         raise SlimError(f"student needs a 16-bit HF model as input, got {current.format}")
@@ -88,7 +100,7 @@ def plan_stage(planner, current, params: dict, index: int):
     params = plain(params)   # Hydra hands lists over as ListConfig: the step spec is JSON
     p = Params(**params)
     deps = {"model": current.step}
-    if p.needs_calibration():
+    if p.needs_calibration:
         deps["calibration"] = planner.calibration(planner.root_parent)
     what = []
     if p.keep_layers is not None:
@@ -211,7 +223,7 @@ def build_student(model, p: Params, tokens=None, log=print):
                         f"models with a layer list can be pruned by layer", "unsupported_architecture")
     n = len(layers)
     influence = None
-    if p.needs_calibration():
+    if p.needs_calibration:
         if tokens is None:
             raise SlimError("student: drop_by=importance needs calibration tokens", "bad_params")
         log(f"block influence on {min(p.importance_samples, len(tokens))} calibration windows")

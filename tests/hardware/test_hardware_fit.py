@@ -7,9 +7,12 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
+from slim.config import catalog
 from slim.errors import SlimError
 from slim.hardware import (arch_from_gguf, arch_from_hf_config, decode_estimate, estimate_weights,
                            fit_report, gguf_tensor_types, kv_cache_bytes, param_shapes, usable_bytes)
+from slim.hardware.deployed import deployed
+from slim.hardware.estimate import DENSE, compressed_tensors_storage, gguf_storage
 
 ROOT = Path(__file__).resolve().parents[2]
 GIB = 1 << 30
@@ -25,6 +28,11 @@ HW = {"name": "t8", "backend": "metal", "memory_gb": 8, "usable_fraction": 0.667
 
 def arch_of(stem):
     return OmegaConf.to_container(OmegaConf.load(ROOT / "conf/model" / f"{stem}.yaml").arch)
+
+
+def method_bytes(arch, name: str) -> int:
+    """Estimated bytes of a shipped method, from what its stages declare."""
+    return estimate_weights(*deployed(catalog.load("method", name), arch))["bytes"]
 
 
 def test_usable_bytes():
@@ -99,24 +107,25 @@ def test_param_shapes_count_matches_smollm2():
 
 
 def test_estimate_llama_8b_70b_q4_k_m():
-    e8 = estimate_weights(arch_of("llama3_8b"), "q4_k_m")
+    e8 = estimate_weights(arch_of("llama3_8b"), gguf_storage("q4_k_m"))
     # published llama.cpp Q4_K_M of Llama-3.1-8B-Instruct: 4,920,739,232 bytes (issue: within 3%)
     assert e8["bytes"] == pytest.approx(4_920_739_232, rel=0.03)
     assert 4.7 < e8["bpw"] < 5.0 and e8["format"] == "gguf"
     assert set(e8["per_type"]) == {"F32", "Q4_K", "Q6_K"}
-    e70 = estimate_weights(arch_of("llama3_70b"), "q4_k_m")
+    e70 = estimate_weights(arch_of("llama3_70b"), gguf_storage("q4_k_m"))
     assert e70["bytes"] == pytest.approx(42.5e9, rel=0.03)   # published Llama-3.x-70B Q4_K_M: 42.5 GB
 
 
 def test_estimate_ordering_and_methods():
     a = arch_of("llama3_8b")
-    sizes = {m: estimate_weights(a, m)["bytes"] for m in
-             ("f16", "q8_0", "q6_k", "q5_k_m", "q4_k_m", "q4_k_s", "q3_k_m", "q2_k",
+    sizes = {m: method_bytes(a, m) for m in
+             ("q8_0", "q6_k", "q5_k_m", "q4_k_m", "q4_k_s", "q3_k_m", "q2_k",
               "gptq_w4", "awq_w4", "autoround_w4", "fp8_dynamic", "w8a8_smoothquant",
               "wanda50", "sparsegpt50", "sparsegpt_2of4")}
+    sizes["f16"] = estimate_weights(a, gguf_storage("f16"))["bytes"]
     assert sizes["f16"] > sizes["q8_0"] > sizes["q6_k"] > sizes["q5_k_m"] > sizes["q4_k_m"] \
         > sizes["q4_k_s"] > sizes["q3_k_m"] > sizes["q2_k"]
-    assert sizes["wanda50"] == sizes["sparsegpt50"] == estimate_weights(a, "fp16")["bytes"]
+    assert sizes["wanda50"] == sizes["sparsegpt50"] == estimate_weights(a, DENSE)["bytes"]
     assert sizes["f16"] == pytest.approx(sizes["wanda50"], rel=1e-3)
     assert sizes["f16"] == pytest.approx(2 * 8.03e9, rel=0.01)
     assert sizes["q4_k_m"] < sizes["gptq_w4"] < sizes["fp8_dynamic"]   # 16-bit embed + lm_head
@@ -125,12 +134,36 @@ def test_estimate_ordering_and_methods():
     # 2:4 is stored dense like unstructured sparsity (the builds write the parent's bytes)
     assert sizes["sparsegpt_2of4"] == sizes["sparsegpt50"]
     # a composed pipeline deploys its last quantizer
-    assert estimate_weights(a, "wanda50_q4_k_m")["bytes"] == sizes["q4_k_m"]
+    assert method_bytes(a, "wanda50_q4_k_m") == sizes["q4_k_m"]
 
 
-def test_estimate_unknown_method():
+def test_estimate_unknown_storage():
     with pytest.raises(SlimError, match="frobnicate"):
-        estimate_weights(SMOL, "frobnicate")
+        gguf_storage("frobnicate")
+    with pytest.raises(SlimError, match="W9A9"):
+        compressed_tensors_storage("W9A9")
+
+
+def test_group_size_and_fallbacks_are_honoured():
+    """int weights in groups: data bits + a 16-bit scale per group; a layer whose width the
+    group does not divide takes the first fallback that does, or stays 16-bit."""
+    a = arch_of("llama3_8b")          # widths 4096 and 14336: 128 and 64 divide both
+    w4 = estimate_weights(a, compressed_tensors_storage("W4A16", 128))
+    w4g64 = estimate_weights(a, compressed_tensors_storage("W4A16", 64))
+    lin = sum(r * c for n, r, c in param_shapes(a) if n.endswith(("_q.weight", "_k.weight",
+              "_v.weight", "_output.weight", "gate.weight", "up.weight", "down.weight"))
+              and n.startswith("blk."))
+    # halving the group adds one 16-bit scale per 128 weights
+    assert w4g64["bytes"] - w4["bytes"] == pytest.approx(2 * lin / 128, rel=1e-6)
+    smol_g128 = estimate_weights(SMOL, compressed_tensors_storage("W4A16", 128, [64, 32]))
+    smol_g64 = estimate_weights(SMOL, compressed_tensors_storage("W4A16", 64))
+    # 576-wide layers fall back to 64; 1536-wide down_proj keeps 128
+    assert "int4_g64" in smol_g128["per_type"] and "int4_g128" in smol_g128["per_type"]
+    assert smol_g128["bytes"] < smol_g64["bytes"]
+    kept = estimate_weights(SMOL, compressed_tensors_storage("W4A16", 128, [], "ignore"))
+    assert kept["per_type"]["F16 (indivisible)"]["tensors"] == 30 * 6   # all but down_proj
+    with pytest.raises(SlimError, match="indivisible: error"):
+        estimate_weights(SMOL, compressed_tensors_storage("W4A16", 128, [64], "error"))
 
 
 def test_kquant_fallback_for_odd_rows():

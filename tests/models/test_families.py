@@ -81,7 +81,7 @@ def test_family_builds_q4_k_m_that_llama_cpp_loads_and_measures(model):
 
 def test_converter_modules_all_import():
     """Every architecture in the converter's map has a module that imports with our gguf-py."""
-    from slim.steps.convert_gguf import architecture_report
+    from slim.toolchain import architecture_report
 
     rep = architecture_report()
     assert rep["failed_modules"] == {} and rep["importable"] == rep["total"] > 200, rep
@@ -90,14 +90,14 @@ def test_converter_modules_all_import():
 @pytest.mark.parametrize("model", FAMILIES)
 def test_plan_size_estimate_matches_the_built_family_gguf(model):
     """plan=true's size model (experts, fused qkv, tied heads) against the file llama.cpp wrote."""
-    from slim.hardware.estimate import estimate_weights
+    from slim.hardware.estimate import estimate_weights, gguf_storage
     from slim.models.gguf_header import read_gguf_header
     from slim.planview import model_arch
 
     res = _run_to_child_fidelity(model)   # cached by the test above
     _, tensors = read_gguf_header(res["quantize_gguf:0"].entry.data / "model.gguf")
     built = sum(t.n_bytes for t in tensors)
-    est = estimate_weights(model_arch(compose([f"model={model}"])), "q4_k_m", imatrix=True)
+    est = estimate_weights(model_arch(compose([f"model={model}"])), gguf_storage("q4_k_m", True))
     assert est["bytes"] == pytest.approx(built, rel=0.03), (est["per_type"], built)
 
 
@@ -105,10 +105,10 @@ def test_plan_size_estimate_matches_the_built_family_gguf(model):
     # llama.cpp Q4_K_M files as published (bartowski's GGUF repos; bytes as listed, GB = 1e9)
     ("qwen2_5_7b", 4.68e9), ("gemma2_9b", 5.76e9), ("mistral_7b", 4.37e9)])
 def test_published_family_q4_k_m_sizes_within_3_percent(model, published):
-    from slim.hardware.estimate import estimate_weights
+    from slim.hardware.estimate import estimate_weights, gguf_storage
     from slim.planview import model_arch
 
-    est = estimate_weights(model_arch(compose([f"model={model}"])), "q4_k_m")
+    est = estimate_weights(model_arch(compose([f"model={model}"])), gguf_storage("q4_k_m"))
     assert est["bytes"] == pytest.approx(published, rel=0.03)
 
 

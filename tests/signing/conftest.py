@@ -57,7 +57,7 @@ def fake_report(name: str, artifact: dict[str, bytes], *, parent_files: dict, pa
                    "digest": "sha256:" + hashlib.sha256(canonical(parent_files).encode()).hexdigest(),
                    "files": parent_files, "dir": parent_dir, "build": parent_build,
                    "license": "apache-2.0", "hf_repo": "HuggingFaceTB/SmolLM2-135M-Instruct",
-                   "provenance": "embedded default model"},
+                   "chat_format": "chatml", "provenance": "embedded default model"},
         "artifact": {"format": fmt, "files": files, "bytes": sum(len(v) for v in artifact.values()),
                      "bpw": 5.1, "tensor_types": {"q4_K": 120, "q6_K": 10}},
         "metrics": {"fidelity": {"ppl_parent": 10.5, "ppl_child": 10.9, "ppl_ratio": 1.038, "kld_mean": kld,

@@ -41,7 +41,7 @@ def test_ls_groups_and_signature_state(make_build, key_dir, capsys):
     assert lines[0].startswith("parent smollm2_135m (sha256 ")
     assert "5 build(s)" in lines[0]
     header = lines[1].split()
-    assert header == ["name", "method", "hardware", "MB", "bpw", "retention", "KLD", "fits", "status", "signature"]
+    assert header == ["name", "method", "hardware", "size", "bpw", "retention", "KLD", "fits", "status", "signature"]
     row = {l.split()[0]: l for l in lines[3:] if l.strip()}
     assert row["q4"].rstrip().endswith("signed+valid") and "rejected" in row["q4"]
     assert row["q8"].rstrip().endswith("signed+INVALID")
@@ -100,6 +100,7 @@ def test_model_card_and_modelfile(make_build, key_dir):
     assert "FROM ./model.gguf" in mf and 'PARAMETER stop "<|im_end|>"' in mf and "TEMPLATE" in mf
     report["parent"]["id"] = "llama"
     report["target"]["model"] = "llama"
+    del report["parent"]["chat_format"]     # stops come from the model YAML's chat_format only
     bare = render_modelfile(report)
     assert "FROM ./model.gguf" in bare and "PARAMETER stop" not in bare and "TEMPLATE" not in bare
     go = render_modelfile(report, chat_template="{{ .Prompt }}", stop=["</s>"])
