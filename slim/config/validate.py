@@ -12,7 +12,10 @@ from slim.errors import ConfigErrors, SlimError
 from slim.paths import resolve
 from slim.config import catalog
 from slim.hardware.capabilities import check
-from slim.steps.base import check_params, needs_calibration
+from slim.steps.base import check_params, needs_calibration, step_module
+
+#: a stage whose module lists this among its LIBS runs llama.cpp's converter or quantizer
+TOOLCHAIN = "llama.cpp-toolchain"
 
 MODEL_SOURCES = ("pypi_gguf", "gguf_file", "tiny", "hf_dir", "arch")
 
@@ -157,10 +160,17 @@ def _method(cfg) -> list:
     for i, st in enumerate(me.stages):
         params = OmegaConf.to_container(st.params, resolve=True) if st.params else {}
         errs += check_params(st.kind, params, f"method.stages[{i}].params")
-    if not cfg.plan and any(st.kind == "quantize_gguf" for st in me.stages):
+    if not cfg.plan and any(_uses_toolchain(st.kind) for st in me.stages):
         from slim import toolchain   # the converter must be there before any work, not at step 2
         errs += [("llama.cpp toolchain", why) for why in toolchain.check()]
     return errs
+
+
+def _uses_toolchain(kind: str) -> bool:
+    try:
+        return TOOLCHAIN in getattr(step_module(kind), "LIBS", ())
+    except SlimError:   # an unknown kind: reported by check_params
+        return False
 
 
 def _hardware(cfg) -> list:
