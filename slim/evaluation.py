@@ -56,33 +56,24 @@ def plan_evaluation(planner, plan) -> None:
     if pr.fidelity.enabled:
         corpus = str(resolve(pr.fidelity.corpus))
         fid = {"n_ctx": pr.fidelity.n_ctx, "chunks": pr.fidelity.chunks}
-        ref = planner.add(Step(f"fidelity_reference:{runtime}", "fidelity_reference",
-                               {**fid, "runtime": runtime, "model_file": parent_same.file},
-                               deps={"model": parent_same.step, "tokenizer": plan.parent.step},
-                               files={"corpus": corpus},
-                               desc=f"parent log-probs on the eval corpus ({runtime})"))
-        plan.evals["fidelity"] = planner.add(Step(
-            "fidelity:child", "fidelity_compare",
-            {"runtime": runtime, "model_file": child.file},
-            deps={"reference": ref, "model": child.step},
-            desc=f"child vs parent: PPL, KLD, top-1 ({runtime})"))
-        for role in (r for r in models if r not in ("parent", "child")):
-            plan.evals[f"fidelity_{role}"] = planner.add(Step(
+        # the windows only: each fidelity step evaluates parent and child itself
+        # (no full-vocabulary reference in the cache; slim/steps/fidelity_reference.py says why)
+        ref = planner.add(Step("fidelity_reference", "fidelity_reference", fid,
+                               deps={"tokenizer": plan.parent.step}, files={"corpus": corpus},
+                               desc="held-out evaluation windows (parent tokenizer)"))
+        for role in (r for r in models if r != "parent"):
+            plan.evals["fidelity" if role == "child" else f"fidelity_{role}"] = planner.add(Step(
                 f"fidelity:{role}", "fidelity_compare",
-                {"runtime": runtime, "model_file": models[role].file},
-                deps={"reference": ref, "model": models[role].step},
+                {"runtime": runtime, "model_file": models[role].file,
+                 "parent_file": parent_same.file},
+                deps={"reference": ref, "parent": parent_same.step, "model": models[role].step},
                 desc=f"{role} vs parent: PPL, KLD, top-1 ({runtime})"))
         if runtime == "llama.cpp":
             # cross-runtime noise floor: torch on the HF parent vs llama.cpp on its F16 GGUF
-            tref = planner.add(Step("fidelity_reference:transformers", "fidelity_reference",
-                                    {**fid, "runtime": "transformers", "model_file": ""},
-                                    deps={"model": plan.parent.step, "tokenizer": plan.parent.step},
-                                    files={"corpus": corpus},
-                                    desc="parent log-probs on the eval corpus (transformers)"))
             plan.evals["noise_floor"] = planner.add(Step(
                 "fidelity:noise_floor", "fidelity_compare",
-                {"runtime": "llama.cpp", "model_file": parent_same.file},
-                deps={"reference": tref, "model": parent_same.step},
+                {"runtime": "llama.cpp", "model_file": parent_same.file, "parent_file": ""},
+                deps={"reference": ref, "parent": plan.parent.step, "model": parent_same.step},
                 desc="F16 GGUF in llama.cpp vs HF parent in torch"))
 
     categories = probe_categories(pr)

@@ -3,6 +3,11 @@
 Per scored token: KLD = Σ p_base (log p_base − log q); "same top p" = argmax
 agreement; Δp = q(correct) − p_base(correct). Only the second half of each
 context window is scored (each token then has at least n_ctx/2 tokens of context).
+
+:func:`window_stats` is what the fidelity step uses: the same statistics from raw
+parent and child logits of one window, in vectorised torch float64 (no per-token
+Python loop), so no full-vocabulary array needs to be stored between steps.
+:func:`token_stats` (numpy, from log-probs) stays for callers that hold log-probs.
 """
 from __future__ import annotations
 
@@ -36,6 +41,32 @@ def token_stats(ref_lp: np.ndarray, child_lp: np.ndarray, targets: np.ndarray) -
         "delta_p": np.exp(q_lp[idx, targets]) - p[idx, targets],
         "nll_parent": -p_lp[idx, targets],
         "nll_child": -q_lp[idx, targets],
+    }
+
+
+def window_stats(parent_logits, child_logits, targets) -> dict:
+    """Per-token statistics of one window from raw logits ``[n, vocab]`` (numpy or torch) and
+    targets ``[n]``: float64 log-softmax of each side, then the same quantities as
+    :func:`token_stats` (llama-perplexity's definitions)."""
+    import torch
+
+    def lsm(x):
+        x = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x)
+        return torch.log_softmax(x.to(torch.float64), dim=-1)
+
+    p_lp, q_lp = lsm(parent_logits), lsm(child_logits)
+    if p_lp.shape != q_lp.shape:
+        raise ValueError(f"parent rows {tuple(p_lp.shape)} and child rows {tuple(q_lp.shape)} "
+                         f"differ (different vocabularies?)")
+    tgt = torch.as_tensor(np.asarray(targets, dtype=np.int64)).view(-1, 1)
+    kld = (p_lp.exp() * (p_lp - q_lp)).sum(-1)
+    lp_t, lq_t = p_lp.gather(1, tgt)[:, 0], q_lp.gather(1, tgt)[:, 0]
+    return {
+        "kld": kld.clamp_min(0.0).numpy(),
+        "top1": (p_lp.argmax(-1) == q_lp.argmax(-1)).to(torch.float64).numpy(),
+        "delta_p": (lq_t.exp() - lp_t.exp()).numpy(),
+        "nll_parent": (-lp_t).numpy(),
+        "nll_child": (-lq_t).numpy(),
     }
 
 

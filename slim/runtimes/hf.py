@@ -117,6 +117,14 @@ class HFRuntime(Runtime):
                                      clean_up_tokenization_spaces=False)
 
     # -- scoring -------------------------------------------------------------
+    def logits(self, tokens: Sequence[int]) -> np.ndarray:
+        """Raw float32 logits ``[len(tokens), vocab]`` of one window (fresh, no KV cache)."""
+        torch = self._torch
+        toks = self._check_window(tokens)
+        with torch.inference_mode():
+            out = self.model(input_ids=torch.tensor([toks]), use_cache=False).logits[0]
+        return out.to(torch.float32).numpy()
+
     def logprobs(self, tokens: Sequence[int]) -> np.ndarray:
         torch = self._torch
         toks = self._check_window(tokens)

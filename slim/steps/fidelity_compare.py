@@ -1,9 +1,20 @@
-"""Child vs parent on the reference's tokens: PPL ratio, KLD, top-1, Δp."""
+"""Child vs parent on the reference's windows: PPL ratio, KLD, top-1, Δp.
+
+Parent and child are evaluated here, window by window, and the statistics are
+computed from both sides' raw logits in vectorised torch float64
+(:func:`slim.metrics.fidelity.window_stats`); no full-vocabulary array is written
+to the cache (why: :mod:`slim.steps.fidelity_reference`). Definitions follow
+``llama-perplexity --kl-divergence``: rows n_ctx/2 … n_ctx−2 of each window are
+scored (each predicts the next token with at least n_ctx/2 tokens of context);
+KLD = Σ p_parent (log p_parent − log p_child). The parent may run in another
+runtime than the child (the noise floor: the HF parent in torch vs its F16 GGUF in
+llama.cpp); both are open at once, so the step holds both models in memory.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-VERSION = 1
+VERSION = 2
 LIBS = ("llama-cpp-python", "torch", "transformers", "numpy")
 
 
@@ -11,39 +22,60 @@ LIBS = ("llama-cpp-python", "torch", "transformers", "numpy")
 class Params:
     runtime: str = "llama.cpp"
     model_file: str = ""
+    parent_file: str = ""
+
+
+def _rows(rt, window, a: int, b: int):
+    """Raw float32 logits of rows [a, b) of one window (a copy: runtimes reuse their buffers)."""
+    import numpy as np
+    if hasattr(rt, "logits"):
+        return np.array(rt.logits(window)[a:b], dtype=np.float32)
+    return np.array(rt.logprobs(window)[a:b], dtype=np.float32)
 
 
 def run(ctx):
     import json
+    import time
 
     import numpy as np
 
-    from slim.metrics.fidelity import scored_positions, summarise, token_stats
+    from slim.metrics.fidelity import scored_positions, summarise, window_stats
     from slim.runtimes import open_runtime
 
     ref_dir = ctx.inputs["reference"]
     meta = json.loads((ref_dir / "reference.json").read_text())
     tokens = np.load(ref_dir / "tokens.npy")
-    ref_lp = np.load(ref_dir / "logprobs.npy", mmap_mode="r")
-    ref_nll = np.load(ref_dir / "nll.npy")
     n_ctx = meta["n_ctx"]
     a, b = scored_positions(n_ctx)
-    model = ctx.inputs["model"] / ctx.params.model_file if ctx.params.model_file \
-        else ctx.inputs["model"]
+    p = ctx.params
+    model = ctx.inputs["model"] / p.model_file if p.model_file else ctx.inputs["model"]
+    parent = ctx.inputs["parent"] / p.parent_file if p.parent_file else ctx.inputs["parent"]
     parts: dict[str, list] = {}
-    with open_runtime(str(model), n_ctx=n_ctx, threads=ctx.threads) as rt:
-        for c in ctx.progress(range(len(tokens)), desc=f"fidelity ({rt.name})"):
-            q = rt.logprobs(tokens[c].tolist())[a:b]
-            s = token_stats(np.asarray(ref_lp[c], dtype=np.float32), q, tokens[c, a + 1:b + 1])
-            s["nll_parent"] = ref_nll[c].astype(np.float64)  # exact, not from float16 rows
+    secs = {"parent": 0.0, "child": 0.0, "stats": 0.0}
+    with open_runtime(str(parent), n_ctx=n_ctx, threads=ctx.threads) as prt, \
+            open_runtime(str(model), n_ctx=n_ctx, threads=ctx.threads) as rt:
+        for c in ctx.progress(range(len(tokens)), desc=f"fidelity ({prt.name} parent, "
+                                                        f"{rt.name} child)"):
+            window = tokens[c].tolist()
+            t0 = time.perf_counter()
+            pl = _rows(prt, window, a, b)
+            t1 = time.perf_counter()
+            ql = _rows(rt, window, a, b)
+            t2 = time.perf_counter()
+            s = window_stats(pl, ql, tokens[c, a + 1:b + 1])
+            secs["parent"] += t1 - t0
+            secs["child"] += t2 - t1
+            secs["stats"] += time.perf_counter() - t2
             for k, v in s.items():
                 parts.setdefault(k, []).append(v)
-        runtime = rt.name
+        runtime, runtime_parent = rt.name, prt.name
     stats = {k: np.concatenate(v) for k, v in parts.items()}
     np.savez_compressed(ctx.out / "per_token.npz", **stats)
     summary = summarise(stats)
-    summary.update({"runtime_child": runtime, "runtime_parent": meta["runtime"], "n_ctx": n_ctx,
+    summary.update({"runtime_child": runtime, "runtime_parent": runtime_parent, "n_ctx": n_ctx,
                     "chunks": int(len(tokens)),
                     "method": "llama-perplexity --kl-divergence: second half of each window "
-                              "scored; KLD = Σ p_parent (log p_parent − log p_child)"})
+                              "scored; KLD = Σ p_parent (log p_parent − log p_child); parent "
+                              "and child evaluated window by window in one step"})
     ctx.write_json("fidelity.json", summary)
+    ctx.write_json("timing.json", {k: round(v, 3) for k, v in secs.items()})
