@@ -160,10 +160,29 @@ def _method(cfg) -> list:
     for i, st in enumerate(me.stages):
         params = OmegaConf.to_container(st.params, resolve=True) if st.params else {}
         errs += check_params(st.kind, params, f"method.stages[{i}].params")
+    if me.stages and not errs:
+        errs += _declared_formats(me)
     if not cfg.plan and any(_uses_toolchain(st.kind) for st in me.stages):
         from slim import toolchain   # the converter must be there before any work, not at step 2
         errs += [("llama.cpp toolchain", why) for why in toolchain.check()]
     return errs
+
+
+def _declared_formats(me) -> list:
+    """The YAML's ``formats`` (what tiers are matched against) must name what its last stage
+    writes, as that stage's module declares it."""
+    from slim.hardware.deployed import stage_storage
+    last = me.stages[-1]
+    params = OmegaConf.to_container(last.params, resolve=True) if last.params else {}
+    try:
+        fmt = stage_storage(last.kind, params)["format"]
+    except SlimError:   # a stage whose storage is known only after it runs (lowrank ranks)
+        return []
+    if fmt not in (me.formats or []):
+        return [("method.formats", f"{list(me.formats or [])} does not name {fmt!r}, the format "
+                                   f"the last stage ({last.kind}) writes; list it so tiers are "
+                                   f"matched against what the method produces")]
+    return []
 
 
 def _uses_toolchain(kind: str) -> bool:

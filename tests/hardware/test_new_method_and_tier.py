@@ -98,6 +98,11 @@ def test_new_method_is_checked_against_a_tier_by_data(config_dir):
         validate(cfg)
     msg = str(e.value)
     assert "gptq_w3_g64" in msg and "apple8gb" in msg and "compressed-tensors" in msg
+    # the YAML's formats must name what its last stage writes (the stage module says which)
+    wrong = compose_with(config_dir, ["model=llama3_8b", "method=gptq_w3_g64",
+                                      "hardware=mi210_64gb", "plan=true", "method.formats=[gguf]"])
+    with pytest.raises(ConfigErrors, match=r"method.formats.*'compressed-tensors'"):
+        validate(wrong)
 
 
 def test_new_tier_takes_any_backend_name_but_not_none(config_dir):
