@@ -42,21 +42,35 @@ def previous_materials(final: Path) -> dict[str, dict]:
         return {}
 
 
-def _echo(rec: dict) -> None:
-    ev = rec["event"]
-    if ev == "started":
-        why = rec.get("why") or []
-        more = f" (+{len(why) - 1} more)" if len(why) > 1 else ""
-        print(f"  run    {rec['step']:30} {(why[0] if why else '')[:90]}{more}", file=sys.stderr)
-    elif ev == "finished":
-        print(f"  done   {rec['step']:30} {rec['seconds']:8.1f} s", file=sys.stderr)
-    elif ev == "cache_hit":
-        print(f"  cached {rec['step']}", file=sys.stderr)
-    elif ev == "failed":
-        print(f"  FAILED {rec['step']} ({rec.get('reason')})", file=sys.stderr)
-    elif ev == "corrupt_entry_recomputed":
-        print(f"  corrupt cache entry for {rec['step']} ({'; '.join(rec['problems'])}); "
-              f"recomputing", file=sys.stderr)
+class StepEcho:
+    """One terminal line per step: ``done`` with its time and why it ran, ``cached`` or
+    ``FAILED``. On a terminal a transient ``run`` line shows what runs until then (a step's
+    progress bar takes its place); the steps' own output is in the build's logs/."""
+
+    def __init__(self) -> None:
+        self.why: dict[str, str] = {}
+        self.tty = sys.stderr.isatty()
+
+    def __call__(self, rec: dict) -> None:
+        ev = rec["event"]
+        clear = "\r\033[K" if self.tty else ""
+        if ev == "started":
+            why = rec.get("why") or []
+            more = f" (+{len(why) - 1} more)" if len(why) > 1 else ""
+            self.why[rec["step"]] = f"{(why[0] if why else '')[:70]}{more}"
+            if self.tty:
+                print(f"  run    {rec['step']:30} {self.why[rec['step']]}", end="\r",
+                      file=sys.stderr, flush=True)
+        elif ev == "finished":
+            print(f"{clear}  done   {rec['step']:30} {rec['seconds']:8.1f} s  "
+                  f"{self.why.get(rec['step'], '')}", file=sys.stderr)
+        elif ev == "cache_hit":
+            print(f"  cached {rec['step']}", file=sys.stderr)
+        elif ev == "failed":
+            print(f"{clear}  FAILED {rec['step']} ({rec.get('reason')})", file=sys.stderr)
+        elif ev == "corrupt_entry_recomputed":
+            print(f"  corrupt cache entry for {rec['step']} ({'; '.join(rec['problems'])}); "
+                  f"recomputing", file=sys.stderr)
 
 
 def run_build(cfg, quiet: bool = False, extra_report: dict | None = None) -> Path | None:
@@ -91,9 +105,9 @@ def run_build(cfg, quiet: bool = False, extra_report: dict | None = None) -> Pat
     # host id + pid + heartbeat lease: safe when builds/ is shared by hosts (slim/staging.py)
     lease = StagingLease.claim(root / ".staging", name)
     staging = lease.path
-    log = EventLog(staging / "events.jsonl", None if quiet else _echo)
+    log = EventLog(staging / "events.jsonl", None if quiet else StepEcho())
     ex = Executor(store, log, cfg.threads, verify=cfg.verify_cache, previous=previous,
-                  step_log_dir=staging / "logs")
+                  step_log_dir=staging / "logs", verbose=cfg.verbose)
     t0 = time.time()
     print(f"building {name} (cache {store.root})", file=sys.stderr)
     try:

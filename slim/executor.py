@@ -91,13 +91,14 @@ def full_params(step: Step) -> dict:
 class Executor:
     def __init__(self, store: ObjectStore, log: EventLog, threads: int | None = None,
                  verify: bool = False, previous: dict[str, dict] | None = None,
-                 step_log_dir: Path | None = None):
+                 step_log_dir: Path | None = None, verbose: bool = False):
         self.store = store
         self.log = log
         self.threads = threads or os.cpu_count() or 1
         self.verify = verify
         self.previous = previous or {}
         self.step_log_dir = step_log_dir
+        self.verbose = verbose
         self.resolved: dict[str, Resolved] = {}
 
     # -- planning -----------------------------------------------------------
@@ -188,28 +189,24 @@ class Executor:
             spec = {"id": step.id, "kind": step.kind, "params": step.params, "inputs": inputs,
                     "out": str(out), "threads": self.threads}
             (work / "spec.json").write_text(json.dumps(spec))
-            stdout = subprocess.DEVNULL
-            log_file = None
+            log_path = None
             if self.step_log_dir is not None:
                 self.step_log_dir.mkdir(parents=True, exist_ok=True)
-                log_file = open(self.step_log_dir / f"{step.id.replace(':', '_')}.log", "ab")
-                stdout = log_file
+                log_path = self.step_log_dir / f"{step.id.replace(':', '_')}.log"
             env = dict(os.environ, OMP_NUM_THREADS=str(self.threads))
             # torch's OpenMP threads spin-wait by default; on a CPU shared with other processes
             # that made token-by-token generation ~10x slower (measured in the distill step)
             env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-            try:
-                proc = subprocess.run([sys.executable, "-m", "slim.steps.runner",
-                                       str(work / "spec.json")], stdout=stdout, env=env)
-            finally:
-                if log_file:
-                    log_file.close()
+            returncode = run_step_process([sys.executable, "-m", "slim.steps.runner",
+                                           str(work / "spec.json")], env, log_path, self.verbose)
             res_file = work / "result.json"
             if not res_file.exists():
-                sig = -proc.returncode if proc.returncode < 0 else None
-                why = f"killed by signal {sig}" if sig else f"exit code {proc.returncode}"
+                sig = -returncode if returncode < 0 else None
+                why = f"killed by signal {sig}" if sig else f"exit code {returncode}"
                 if sig == 9:
                     why += " (out of memory?)"
+                if log_path is not None and not self.verbose:
+                    sys.stderr.write(log_tail(log_path))
                 raise StepFailed(step.id, "step_process_died", why)
             res = json.loads(res_file.read_text())
             r.peak_rss_bytes, r.peak_gpu_bytes = res.get("peak_rss_bytes"), res.get("peak_gpu_bytes")
@@ -226,6 +223,56 @@ class Executor:
         finally:
             import shutil
             shutil.rmtree(work, ignore_errors=True)
+
+
+def _terminal_fd() -> int | None:
+    try:
+        return sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # replaced by a capture without an fd
+        return None
+
+
+def run_step_process(argv: list[str], env: dict, log_path: Path | None, verbose: bool) -> int:
+    """Run a step process; return its exit code.
+
+    With a log file, everything the process writes to stdout and stderr (library loggers,
+    llama.cpp's converter, C code, warnings) goes to it; only its progress bars reach the
+    terminal, through a dup of our stderr it receives as ``SLIM_CONSOLE_FD``. ``verbose``
+    copies all of it to the terminal as well. Without a log file stdout is dropped and
+    stderr is the terminal's, as for any child."""
+    from slim.steps.runner import CONSOLE_FD_ENV, LOGGED_ENV
+    if log_path is None:
+        return subprocess.run(argv, stdout=subprocess.DEVNULL, env=env).returncode
+    env = dict(env, **{LOGGED_ENV: "1"})
+    with open(log_path, "ab") as log:
+        if verbose:
+            proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+            out = getattr(sys.stderr, "buffer", None)
+            for chunk in iter(lambda: proc.stdout.read1(1 << 16), b""):
+                log.write(chunk)
+                if out is not None:
+                    out.write(chunk)
+                    out.flush()
+            return proc.wait()
+        term = _terminal_fd()
+        if term is None:
+            return subprocess.run(argv, stdout=log, stderr=log, env=env).returncode
+        console = os.dup(term)
+        try:
+            return subprocess.run(argv, stdout=log, stderr=log, pass_fds=(console,),
+                                  env=dict(env, **{CONSOLE_FD_ENV: str(console)})).returncode
+        finally:
+            os.close(console)
+
+
+def log_tail(path: Path, lines: int = 15) -> str:
+    """The last lines of a step log, to show when its process died without a result."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace").replace("\r", "\n")
+    except OSError:
+        return ""
+    tail = [ln for ln in text.splitlines() if ln.strip()][-lines:]
+    return "".join(f"  | {ln}\n" for ln in tail)
 
 
 def format_plan(resolved: list[Resolved]) -> str:

@@ -166,3 +166,4 @@ class SlimConfig:
     allow_emulation: bool = False
     threads: Optional[int] = None
     hub_online: bool = False
+    verbose: bool = False

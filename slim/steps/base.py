@@ -86,6 +86,8 @@ class StepContext:
     out: Path
     threads: int
     log: Callable[[str], None] = print
+    #: where progress bars go: the terminal, while the step's other output goes to its log
+    console: Any = None
 
     def write_json(self, name: str, obj: Any) -> Path:
         p = self.out / name
@@ -93,6 +95,10 @@ class StepContext:
         return p
 
     def progress(self, iterable=None, total=None, desc=None):
+        """A tqdm bar on the console; none when it is not a terminal (None: tqdm's test)."""
+        import sys
+
         from tqdm import tqdm
         return tqdm(iterable, total=total, desc=desc or self.step_id, leave=False,
-                    disable=os.environ.get("SLIM_NO_PROGRESS") == "1")
+                    file=self.console or sys.stderr,
+                    disable=True if os.environ.get("SLIM_NO_PROGRESS") == "1" else None)

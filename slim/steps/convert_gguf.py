@@ -78,9 +78,6 @@ def model_class(model_dir):
 
 
 def convert(model_dir, out_file, outtype: str = "f16", tokenizer_pre: str = "") -> None:
-    import contextlib
-    import io
-    import logging
     from pathlib import Path
 
     import gguf
@@ -92,9 +89,8 @@ def convert(model_dir, out_file, outtype: str = "f16", tokenizer_pre: str = "") 
     if tokenizer_pre:  # the user vouches: this vocabulary is pre-tokenized as `tokenizer_pre`
         cls = type(cls.__name__, (cls,), {"model_arch": cls.model_arch,
                                           "get_vocab_base_pre": lambda self, tok: tokenizer_pre})
-    logging.getLogger("hf-to-gguf").setLevel(logging.WARNING)
-    try:
-        with contextlib.redirect_stdout(io.StringIO()), torch.inference_mode():
+    try:  # its INFO log and prints go to the step's log (slim.executor.run_step_process)
+        with torch.inference_mode():
             model = cls(Path(model_dir), getattr(gguf.LlamaFileType, _OUTTYPES[outtype]),
                         Path(out_file), eager=False)
             model.write()

@@ -16,6 +16,11 @@ import time
 import traceback
 from pathlib import Path
 
+#: env var naming the fd of the terminal in a step process whose output goes to its log
+CONSOLE_FD_ENV = "SLIM_CONSOLE_FD"
+#: env var set when the step's stdout and stderr are its log file (library INFO logs go there)
+LOGGED_ENV = "SLIM_STEP_LOG"
+
 
 def _die_with_parent() -> None:
     try:
@@ -23,6 +28,19 @@ def _die_with_parent() -> None:
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except OSError:
         pass
+
+
+def _console():
+    """The terminal, when the executor sends this process's stdout and stderr to the step's log
+    (libraries, C code and the converter write there) and hands the terminal over as an fd."""
+    import os
+    fd = os.environ.get(CONSOLE_FD_ENV)
+    if not fd:
+        return None
+    try:
+        return open(int(fd), "w", buffering=1, closefd=False)
+    except (OSError, ValueError):
+        return None
 
 
 def peak_memory() -> dict:
@@ -37,6 +55,10 @@ def peak_memory() -> dict:
 
 def main(spec_path: str) -> int:
     _die_with_parent()
+    import os
+    if os.environ.get(LOGGED_ENV) == "1":
+        import logging
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s:%(name)s: %(message)s")
     spec_file = Path(spec_path)
     spec = json.loads(spec_file.read_text())
     result_file = spec_file.with_name("result.json")
@@ -56,7 +78,8 @@ def main(spec_path: str) -> int:
                           raw_params=spec["params"],
                           inputs={k: Path(v) for k, v in spec["inputs"].items()},
                           out=Path(spec["out"]), threads=threads or 2,
-                          log=lambda m: print(f"[{spec['id']}] {m}", file=sys.stderr, flush=True))
+                          log=lambda m: print(f"[{spec['id']}] {m}", file=sys.stderr, flush=True),
+                          console=_console())
         mod.run(ctx)
         result = {"ok": True, "seconds": round(time.time() - t0, 3)}
     except SlimError as e:  # noqa: F841
