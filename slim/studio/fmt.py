@@ -81,3 +81,9 @@ def tier_cell(fits: list[dict], tier: str, target: str | None) -> dict:
     title = f"{tier}: {mem}; runs {f['runs']}" + (f" ({f['why']})" if f["runs"] != "native" else "")
     return {"text": text, "cls": cls, "title": title, "target": tier == target,
             "sort": "1" if cls in ("ok", "warn") else "0"}
+
+
+def breakable(name: str):
+    """A long build name that may wrap after its hyphens (escaped, with <wbr>)."""
+    from markupsafe import Markup, escape
+    return Markup("-<wbr>").join(escape(p) for p in str(name).split("-"))

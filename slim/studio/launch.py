@@ -16,8 +16,6 @@ import time
 import uuid
 from pathlib import Path
 
-from omegaconf import OmegaConf
-
 from slim.paths import CONF, ROOT
 
 GROUPS = ("model", "method", "hardware", "probes", "calibration")
@@ -28,16 +26,13 @@ DEFAULTS = {"model": "smollm2_135m", "method": "q4_k_m", "hardware": "apple8gb",
 
 
 def choices() -> dict[str, list[str]]:
-    """The choices of each config group the form offers, from conf/."""
+    """The choices of each config group the form offers, from conf/ (slim.config.catalog)."""
+    from slim.config import catalog
     out = {}
     for g in GROUPS:
-        names = []
-        for f in sorted((CONF / g).glob("*.yaml")):
-            if g == "model":
-                src = OmegaConf.select(OmegaConf.load(f), "source", default=None)
-                if src not in BUILDABLE_SOURCES:
-                    continue
-            names.append(f.stem)
+        names = catalog.names(g)
+        if g == "model":
+            names = [n for n in names if catalog.load(g, n).get("source") in BUILDABLE_SOURCES]
         out[g] = names
     return out
 

@@ -8,10 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from omegaconf import OmegaConf
-
 from slim.errors import SlimError
-from slim.paths import CONF
 from slim.report.headline import HEADLINE_FAMILY
 
 
@@ -49,11 +46,8 @@ def headline_interval(report: dict) -> dict | None:
 
 def hardware_tiers() -> dict[str, dict]:
     """Every tier in conf/hardware, by name."""
-    out = {}
-    for f in sorted((CONF / "hardware").glob("*.yaml")):
-        hw = OmegaConf.to_container(OmegaConf.load(f), resolve=True)
-        out[str(hw.get("name") or f.stem)] = hw
-    return out
+    from slim.config import catalog
+    return {str(hw.get("name") or n): hw for n, hw in catalog.configs("hardware").items()}
 
 
 def gguf_arch(path: Path) -> dict:
@@ -102,9 +96,12 @@ def _artifact_arch(build_dir: Path, report: dict) -> dict | None:
 
 
 def _method_conf(report: dict) -> dict:
+    from slim.config import catalog
     name = (report.get("target") or {}).get("method") or (report.get("method") or {}).get("name")
-    f = CONF / "method" / f"{name}.yaml"
-    m = OmegaConf.to_container(OmegaConf.load(f), resolve=True) if name and f.is_file() else {}
+    try:
+        m = catalog.load("method", name) if name else {}
+    except SlimError:  # a method this checkout has no config for: judge by the format alone
+        m = {}
     fmt = (report.get("artifact") or {}).get("format")
     if not m.get("formats") and fmt:
         m["formats"] = [fmt]
