@@ -73,7 +73,8 @@ def library_versions(names) -> dict:
 
 
 class stderr_to_stdout:
-    """Send fd 2 (loguru, tqdm, warnings of the engines) to fd 1, the step's log file."""
+    """Send fd 2 (loguru, tqdm, warnings of the engines, llama.cpp's C code) to fd 1: the step's
+    log file, or nothing when a step runs without one (slim.executor.run_step_process)."""
 
     def __enter__(self):
         sys.stderr.flush()

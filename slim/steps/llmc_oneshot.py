@@ -184,8 +184,7 @@ class Params:
 
 def plan_stage(planner, current, params: dict, index: int):
     from slim.errors import SlimError
-    from slim.plan import Artifact
-    from slim.steps.base import Step
+    from slim.steps.base import Artifact, Step
 
     if current.format not in ("hf", "safetensors"):
         raise SlimError(f"llmc_oneshot needs a 16-bit HF model as input, got a {current.format} "

@@ -190,11 +190,8 @@ def quantize(f16_path, out_path, p: Params, threads: int, imatrix_npz=None) -> N
 
 
 def run(ctx):
-    import os
-
-    from slim.steps.stderr import quiet_stderr
-
     from slim.signing.attest import files_sha256, parent_digest
+    from slim.steps.helpers import stderr_to_stdout
 
     p = ctx.params
     if "parent" in ctx.inputs:
@@ -202,10 +199,8 @@ def run(ctx):
                      "slim.parent.digest": parent_digest(files_sha256(ctx.inputs["parent"]))}
     out = ctx.out / "model.gguf"
     im = ctx.inputs["imatrix"] / "imatrix.npz" if "imatrix" in ctx.inputs else None
-    log = ctx.out.parent / "quantize.log"
-    with quiet_stderr(log):
+    with stderr_to_stdout():  # llama.cpp's C-level chatter: the step's log
         quantize(ctx.inputs["f16"] / "model.gguf", out, p, ctx.threads, im)
-    os.remove(log) if log.exists() else None
     stats = gguf_stats(out)
     stats.update({"type": p.type, "imatrix": im is not None, "pure": p.pure,
                   "tensor_overrides": p.tensor_types})

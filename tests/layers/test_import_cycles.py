@@ -9,7 +9,6 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PKG = ROOT / "slim"
@@ -115,9 +114,8 @@ def test_no_import_cycles_inside_slim():
 
 #: orchestration: runs builds and chooses among them; nothing else may import these
 ORCHESTRATION = ("slim.__main__", "slim.build", "slim.auto", "slim.sweep", "slim.studio")
-#: edges left to another change: slim/steps/llmc_oneshot.py (being split by issue 19 part B)
-#: still takes Artifact from slim.plan instead of slim.steps.base
-KNOWN_UPWARD = {("slim.steps.llmc_oneshot", "slim.plan")}
+#: upward edges still allowed (none: keep it so)
+KNOWN_UPWARD: set[tuple[str, str]] = set()
 
 
 def _is(mod: str, roots) -> bool:
@@ -140,8 +138,3 @@ def upward_edges(graph) -> set[tuple[str, str]]:
 def test_library_does_not_import_orchestration():
     extra = upward_edges(import_graph()) - KNOWN_UPWARD
     assert not extra, "imports reaching up a layer: " + "; ".join(f"{a} -> {b}" for a, b in sorted(extra))
-
-
-@pytest.mark.xfail(strict=True, reason="slim/steps/llmc_oneshot.py is issue 19 part B's to change")
-def test_known_upward_edges_are_gone():
-    assert not (upward_edges(import_graph()) & KNOWN_UPWARD)
