@@ -36,6 +36,8 @@ import time
 import uuid
 from pathlib import Path
 
+from slim.fileio import atomic_write_text, canonical_json
+
 LEASE_SUFFIX = ".lease"
 DEFAULT_LEASE_S = 600.0
 
@@ -111,14 +113,12 @@ class StagingLease:
         return lease
 
     def _write(self) -> None:
-        rec = dict(self._record, heartbeat=time.time())
-        tmp = self.lease_file.with_name(f".{self.lease_file.name}.{uuid.uuid4().hex[:6]}")
+        text = canonical_json(dict(self._record, heartbeat=time.time()))
         try:
-            tmp.write_text(json.dumps(rec))
+            atomic_write_text(self.lease_file, text)
         except FileNotFoundError:  # another build removed the empty .staging/ just now
             self.root.mkdir(parents=True, exist_ok=True)
-            tmp.write_text(json.dumps(rec))
-        os.replace(tmp, self.lease_file)
+            atomic_write_text(self.lease_file, text)
 
     def _beat(self) -> None:
         while not self._stop.wait(self.lease_s / 4):
