@@ -10,13 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-
-def _get(obj: Any, key: str, default: Any = None) -> Any:
-    try:
-        v = obj[key]
-    except (KeyError, TypeError, IndexError):
-        v = getattr(obj, key, default)
-    return default if v is None else v
+from slim.hardware.fields import get as _get
 
 
 def _as_list(v: Any) -> list:

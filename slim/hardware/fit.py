@@ -12,7 +12,7 @@ from typing import Any
 
 from slim.errors import SlimError
 from slim.hardware.arch import normalize_arch
-
+from slim.hardware.fields import get as _get
 from slim.units import GIB, fmt_bytes
 
 #: KV cache element types (llama.cpp --cache-type-k/-v) -> (bytes per block, elements per block)
@@ -29,12 +29,6 @@ KV_DTYPES: dict[str, tuple[int, int]] = {
 }
 
 
-def _get(hw: Any, key: str, default: Any = None) -> Any:
-    try:
-        v = hw[key]
-    except (KeyError, TypeError, IndexError):
-        v = getattr(hw, key, default)
-    return default if v is None else v
 
 
 def usable_bytes(hw: Any) -> int:

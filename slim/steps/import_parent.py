@@ -47,9 +47,10 @@ def run(ctx):
     from slim.errors import SlimError
     from slim.models.gguf_tokenizer import tokenizer_from_gguf
     from slim.models.hf_io import save_16bit
+    from slim.units import fmt_bytes
 
     src = Path(ctx.inputs["gguf"])
-    ctx.log(f"importing {src.name} ({src.stat().st_size / 1e6:.1f} MB)")
+    ctx.log(f"importing {src.name} ({fmt_bytes(src.stat().st_size)})")
     tok = tokenizer_from_gguf(src)
     try:
         with contextlib.redirect_stdout(io.StringIO()):

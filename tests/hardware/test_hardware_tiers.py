@@ -28,7 +28,7 @@ def test_all_tiers_present():
 def test_tier_loads_and_is_sane(f):
     hw = load(f)
     assert hw.name == f.stem
-    assert hw.backend in ("metal", "cuda", "cpu")
+    assert isinstance(hw.backend, str) and hw.backend.strip()   # a label: cuda, rocm, metal, cpu...
     assert hw.memory_gb > 0 and 0 < hw.usable_fraction <= 1 and hw.reserve_gb >= 0
     assert hw.bandwidth_gbs > 0 and hw.context_length >= 512
     assert CAPS <= set(hw.capabilities)
@@ -37,13 +37,14 @@ def test_tier_loads_and_is_sane(f):
     assert not set(hw.formats) & set(hw.emulates)
     assert hw.sources and all(s.startswith("https://") for s in hw.sources)
     assert "#" in f.read_text()  # citations as comments too
-    if hw.capabilities.fp8:       # fp8 tensor cores start at cc 8.9
-        assert hw.backend == "cuda" and hw.compute_capability >= 8.9
+    if hw.compute_capability is not None:   # NVIDIA's numbering
+        assert hw.backend == "cuda"
     if hw.backend == "cuda":
         assert hw.compute_capability and "compressed-tensors" in hw.formats
-    else:
-        assert hw.compute_capability is None and not hw.capabilities.fp8
-        assert "compressed-tensors" not in hw.formats
+        if hw.capabilities.fp8:   # fp8 tensor cores start at cc 8.9
+            assert hw.compute_capability >= 8.9
+    if hw.backend in ("metal", "cpu"):   # no fp8 units, no compressed-tensors int4/fp8 kernels
+        assert not hw.capabilities.fp8 and "compressed-tensors" not in hw.formats
 
 
 def test_unknown_key_rejected(tmp_path):

@@ -138,3 +138,8 @@ def upward_edges(graph) -> set[tuple[str, str]]:
 def test_library_does_not_import_orchestration():
     extra = upward_edges(import_graph()) - KNOWN_UPWARD
     assert not extra, "imports reaching up a layer: " + "; ".join(f"{a} -> {b}" for a, b in sorted(extra))
+
+
+def test_upward_edges_are_found():
+    g = {"slim.report.x": {"slim.build"}, "slim.steps.y": {"slim.plan"}, "slim.auto": {"slim.build"}}
+    assert upward_edges(g) == {("slim.report.x", "slim.build"), ("slim.steps.y", "slim.plan")}
