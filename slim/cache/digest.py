@@ -28,6 +28,7 @@ read-only, full disk) the digest is computed from the file and the build goes on
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import socket
 import sqlite3
@@ -37,7 +38,6 @@ from pathlib import Path
 
 import xxhash
 
-CHUNK = 8 << 20
 
 
 def memo_path() -> Path | None:
@@ -56,14 +56,8 @@ def memo_path() -> Path | None:
 
 
 def file_digest(path: str | Path) -> str:
-    h = xxhash.xxh3_128()
     with open(path, "rb") as f:
-        while True:
-            b = f.read(CHUNK)
-            if not b:
-                break
-            h.update(b)
-    return h.hexdigest()
+        return hashlib.file_digest(f, xxhash.xxh3_128).hexdigest()
 
 
 def iter_files(root: Path) -> list[Path]:

@@ -41,7 +41,6 @@ PAYLOAD_TYPE = "application/vnd.in-toto+json"
 ATTESTATION_NAME = "attestation.intoto.json"
 REPORT_NAME = "report.json"
 EXCLUDED = frozenset({REPORT_NAME, ATTESTATION_NAME})
-_CHUNK = 1 << 20
 
 
 # ---------------------------------------------------------------- helpers
@@ -52,14 +51,8 @@ def canonical_json(obj: Any) -> str:
 
 
 def sha256_file(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        while True:
-            b = f.read(_CHUNK)
-            if not b:
-                break
-            h.update(b)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def files_sha256(root: Path) -> dict[str, str]:

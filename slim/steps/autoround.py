@@ -45,7 +45,7 @@ class Params:
 
     def validate(self):
         from slim.compress.group_sizes import POLICIES
-        from slim.steps.helpers import DTYPES16
+        from slim.steps.helpers import check_sample_and_dtype_params
         errs = []
         if self.scheme not in SCHEMES:
             errs.append(("scheme", f"one of {', '.join(SCHEMES)} (weight-only integer)"))
@@ -59,14 +59,7 @@ class Params:
             errs.append(("iters", "0 (round-to-nearest) or more tuning steps per block"))
         if self.batch_size < 1:
             errs.append(("batch_size", "at least 1"))
-        if self.max_samples is not None and (not isinstance(self.max_samples, int)
-                                             or self.max_samples < 1):
-            errs.append(("max_samples", "a positive integer or null (all)"))
-        if self.compute_dtype not in ("float32",) + DTYPES16:
-            errs.append(("compute_dtype", "float32, bfloat16 or float16"))
-        if self.export_dtype not in ("auto",) + DTYPES16:
-            errs.append(("export_dtype", "auto, float16 or bfloat16"))
-        return errs
+        return errs + check_sample_and_dtype_params(self)
 
     @property
     def bits(self) -> int:

@@ -39,6 +39,18 @@ def export_dtype_of(src: Path, wanted: str) -> str:
     return d if d in DTYPES16 else "float16"
 
 
+def check_sample_and_dtype_params(p) -> list[tuple[str, str]]:
+    """Param checks the quantizing steps share: ``max_samples``, ``compute_dtype``, ``export_dtype``."""
+    errs = []
+    if p.max_samples is not None and (not isinstance(p.max_samples, int) or p.max_samples < 1):
+        errs.append(("max_samples", "a positive integer or null (all)"))
+    if p.compute_dtype not in ("float32",) + DTYPES16:
+        errs.append(("compute_dtype", "float32, bfloat16 or float16"))
+    if p.export_dtype not in ("auto",) + DTYPES16:
+        errs.append(("export_dtype", "auto, float16 or bfloat16"))
+    return errs
+
+
 def load_tokens(ctx, max_samples: Optional[int]):
     """The calibration windows (``tokens.npy`` of the calibration input), at most ``max_samples``."""
     import numpy as np

@@ -45,9 +45,10 @@ from slim.compress.group_sizes import (POLICIES, choose_group_sizes, group_repor
 from slim.compress.pruning import magnitude_prune, measure_sparsity, sparse_storage
 from slim.compress.recipe import build_recipe, modifiers
 from slim.models.safetensors_folder import cast_float_tensors, folder_stats
-from slim.steps.helpers import (DTYPES16, calibration_dataset, check_quantized, count_params,
-                                export_dtype_of, library_versions, load_tokens, plain,
-                                source_dir, stderr_to_stdout)
+from slim.steps.helpers import (calibration_dataset, check_quantized,
+                                check_sample_and_dtype_params, count_params, export_dtype_of,
+                                library_versions, load_tokens, plain, source_dir,
+                                stderr_to_stdout)
 
 VERSION = 1
 LIBS = ("torch", "transformers", "llmcompressor", "compressed-tensors", "safetensors", "datasets")
@@ -145,14 +146,7 @@ class Params:
             errs.append(("quantizer", "gptq or rtn"))
         if self.actorder not in (None, "static", "group", "weight"):
             errs.append(("actorder", "static, group, weight or null"))
-        if self.max_samples is not None and (not isinstance(self.max_samples, int)
-                                             or self.max_samples < 1):
-            errs.append(("max_samples", "a positive integer or null (all)"))
-        if self.compute_dtype not in ("float32",) + DTYPES16:
-            errs.append(("compute_dtype", "float32, bfloat16 or float16"))
-        if self.export_dtype not in ("auto",) + DTYPES16:
-            errs.append(("export_dtype", "auto, float16 or bfloat16"))
-        return errs
+        return errs + check_sample_and_dtype_params(self)
 
     # -- derived ------------------------------------------------------------------
     @property
