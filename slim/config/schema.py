@@ -54,6 +54,8 @@ class MethodConfig:
     formats: list[str] = field(default_factory=list)
     #: capabilities the target hardware must have (e.g. {fp8: true})
     requires: Optional[dict] = None
+    #: the model card's base_model_relation to the parent (Hugging Face: quantized, finetune...)
+    base_model_relation: str = "quantized"
     #: method=auto only: methods to consider, best quality first
     candidates: list[str] = field(default_factory=list)
     #: method=auto only: fraction of usable memory to keep free

@@ -14,6 +14,8 @@ from slim.config import catalog
 from slim.hardware.capabilities import check
 from slim.steps.base import check_params, needs_calibration, step_module
 
+#: Hugging Face model-card values of base_model_relation
+RELATIONS = ("quantized", "finetune", "merge", "adapter")
 #: a stage whose module lists this among its LIBS runs llama.cpp's converter or quantizer
 TOOLCHAIN = "llama.cpp-toolchain"
 
@@ -157,6 +159,9 @@ def _method(cfg) -> list:
         return errs
     if not me.stages:
         errs.append(("method.stages", "a method needs at least one stage"))
+    if me.base_model_relation not in RELATIONS:
+        errs.append(("method.base_model_relation", f"{me.base_model_relation!r} is not one of "
+                                                   f"{', '.join(RELATIONS)} (Hugging Face's values)"))
     for i, st in enumerate(me.stages):
         params = OmegaConf.to_container(st.params, resolve=True) if st.params else {}
         errs += check_params(st.kind, params, f"method.stages[{i}].params")

@@ -297,6 +297,7 @@ def assemble_report(cfg, plan, resolved, staging: Path, seconds: float) -> dict:
                    "calibration": cfg.calibration.name},
         "method": {"name": cfg.method.name, "family": cfg.method.family,
                    "description": cfg.method.description,
+                   "base_model_relation": cfg.method.base_model_relation,
                    "stages": OmegaConf.to_container(cfg.method.stages, resolve=True)},
         "parent": parent,
         "artifact": artifact,

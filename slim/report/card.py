@@ -54,8 +54,8 @@ def base_model(report: dict) -> str:
 
 
 def _relation(report: dict) -> str:
-    method = str(_get(report, "target", "method", default="") or "").lower()
-    return "finetune" if "distill" in method else "quantized"
+    """As the method YAML declares it (``base_model_relation``)."""
+    return str(_get(report, "method", "base_model_relation", default=None) or "quantized")
 
 
 def _tags(report: dict) -> list[str]:

@@ -96,6 +96,8 @@ def test_model_card_and_modelfile(make_build, key_dir):
     del report["parent"]["hf_repo"]
     p = write_model_card(d, report)
     assert 'base_model: "smollm2_135m"' in p.read_text()
+    report["method"] = {"base_model_relation": "finetune"}    # as a distill YAML declares it
+    assert "base_model_relation: finetune" in write_model_card(d, report).read_text()
     mf = (d / "Modelfile").read_text()
     assert "FROM ./model.gguf" in mf and 'PARAMETER stop "<|im_end|>"' in mf and "TEMPLATE" in mf
     report["parent"]["id"] = "llama"
