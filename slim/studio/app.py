@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -45,6 +46,15 @@ class StudioConfig:
     allow_builds: bool = False
     state_dir: Path | None = None  # plots and job logs; a temp dir when None
     poll_ms: int = 1000
+
+
+#: a ``*`` beside a quote or slash is a glob in a gate's text ('*', 'safety/*'), not emphasis
+_GLOB_STAR = re.compile(r"(?<=['/])\*|\*(?=')")
+
+
+def render_md(md: MarkdownIt, text: str) -> str:
+    """report.md / summary.md as HTML; glob stars in gate texts stay literal."""
+    return md.render(_GLOB_STAR.sub(r"\*", text))
 
 
 def _md() -> MarkdownIt:
@@ -119,7 +129,7 @@ def create_app(conf: StudioConfig) -> Starlette:
         files = sorted(str(p.relative_to(d)) for p in d.rglob("*") if p.is_file())
         art_files = sorted(((report.get("artifact") or {}).get("files") or {}))
         return page(request, "build.html", title=name, name=name, report=report, row=row,
-                    report_html=md.render(md_text), tree=step_tree(report, load_steps(d)),
+                    report_html=render_md(md, md_text), tree=step_tree(report, load_steps(d)),
                     build_lineage=build_lineage, verify=catalog.verify(d), files=files,
                     artifact_files=art_files, dir=d,
                     rebuilding=any(b["name"] == name for b in staging_builds(conf.builds)),
@@ -145,7 +155,7 @@ def create_app(conf: StudioConfig) -> Starlette:
         text = md_file.read_text(encoding="utf-8") if md_file.is_file() else ""
         # the page shows frontier.png at the top; the summary's own link to it is dropped
         text = "\n".join(l for l in text.splitlines() if "](frontier.png)" not in l)
-        html = md.render(text)
+        html = render_md(md, text)
         return page(request, "sweep.html", title=f"sweep {s['id']}", sweep=s, summary=s["summary"],
                     summary_html=html, has_plot=(s["dir"] / "frontier.png").is_file())
 

@@ -93,3 +93,7 @@ def full_page_screenshot(driver, path: Path, width: int = 1440, max_height: int 
     time.sleep(0.3)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     driver.save_screenshot(str(path))
+    from PIL import Image  # (matplotlib's dependency) 256 colours: a third of the bytes, same text
+    with Image.open(path) as im:
+        small = im.convert("RGB").quantize(256)
+    small.save(path, optimize=True)

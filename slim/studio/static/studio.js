@@ -39,6 +39,7 @@ function renderProgress(st) {
   document.getElementById("progress-state").textContent = st.state;
   document.getElementById("progress-state").className = "badge step-" +
     ({ running: "running", done: "done", failed: "failed", starting: "pending" }[st.state] || "pending");
+  document.getElementById("progress-unknown").hidden = st.state !== "unknown";
   document.getElementById("progress-count").textContent = (st.finished || 0) + " / " + (st.total || 0);
   const bar = document.getElementById("progress-bar");
   bar.max = st.total || 1; bar.value = st.finished || 0;
