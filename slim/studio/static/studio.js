@@ -35,6 +35,12 @@ function esc(s) {
     (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" }[c]));
 }
 
+function seconds(s) {
+  if (s.seconds !== null && s.seconds !== undefined) return Number(s.seconds).toFixed(1);
+  if (s.state === "running" && s.started) return Math.max(0, Date.now() / 1000 - s.started).toFixed(0) + " s so far";
+  return "–";
+}
+
 function renderProgress(st) {
   document.getElementById("progress-state").textContent = st.state;
   document.getElementById("progress-state").className = "badge step-" +
@@ -47,7 +53,7 @@ function renderProgress(st) {
   body.innerHTML = (st.steps || []).map((s) =>
     `<tr data-step="${esc(s.id)}" class="${esc(s.state)}"><td>${esc(s.id)}</td><td>${esc(s.kind)}</td>` +
     `<td><span class="badge step-${esc(s.state)}">${esc(s.state)}</span></td>` +
-    `<td class="n">${s.seconds === null || s.seconds === undefined ? "–" : Number(s.seconds).toFixed(1)}</td>` +
+    `<td class="n">${seconds(s)}</td>` +
     `<td class="sub">${esc(s.why)}</td></tr>`).join("");
   const log = document.getElementById("log");
   if (st.log) { log.hidden = false; log.textContent = st.log; log.scrollTop = log.scrollHeight; }
