@@ -148,3 +148,23 @@ def test_cli_refuses_a_missing_builds_folder_and_says_where_it_binds(tmp_path):
     with StudioServer(tmp_path / "b") as s:
         out = s.output()
     assert "127.0.0.1" in out and "this machine only" in out and "read-only" in out
+
+
+def test_a_build_the_config_rejects_shows_as_failed_with_its_console(studio_builds, tmp_path):
+    """A combination the CLI refuses (an fp8 method on a tier without fp8) is started like
+    any other; the progress page reports it failed, with slim's own error message."""
+    form = {"model": "tiny_llama", "method": "fp8_dynamic", "hardware": "apple8gb",
+            "probes": "quick", "calibration": "small", "threads": "1"}
+    builds = tmp_path / "builds"
+    builds.mkdir()
+    with client(builds, allow_builds=True, tmp=tmp_path / "state") as c:
+        r = c.post("/new", data=form, follow_redirects=False)
+        assert r.status_code == 303
+        loc = r.headers["location"]
+        name, job = loc.split("/progress/")[1].split("?job=")
+        assert name == "tiny_llama-fp8_dynamic-apple8gb-probes_quick-calib_small"
+        c.app.state.launcher.jobs[job].proc.wait(timeout=120)
+        st = c.get(f"/api/progress/{name}?job={job}").json()
+        assert st["state"] == "failed" and st["returncode"] == 2
+        assert "fp8" in st["log"] and "apple8gb" in st["log"]
+        assert "failed" in c.get("/new").text
