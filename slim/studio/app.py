@@ -18,6 +18,7 @@ from pathlib import Path
 
 from markdown_it import MarkdownIt
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
@@ -212,10 +213,10 @@ def create_app(conf: StudioConfig) -> Starlette:
                         errors=errors, max_threads=max_threads(),
                         jobs=sorted(launcher.jobs.values(), key=lambda j: -j.started))
         try:
-            job = launcher.start(picked)
-        except Exception as e:  # noqa: BLE001  (a config that does not compose: say why)
+            job = await run_in_threadpool(launcher.start, picked)
+        except SlimError as e:  # the CLI's own validation: the same message it would print
             return page(request, "new.html", status=400, title="Start a build", choices=choices(),
-                        picked=picked, errors=[f"{type(e).__name__}: {e}"], max_threads=max_threads(),
+                        picked=picked, errors=str(e).splitlines(), max_threads=max_threads(),
                         jobs=sorted(launcher.jobs.values(), key=lambda j: -j.started))
         return RedirectResponse(f"/progress/{job.name}?job={job.id}", status_code=303)
 

@@ -63,14 +63,18 @@ def validate_form(form: dict) -> tuple[dict, list[str]]:
 _COMPOSE_LOCK = threading.Lock()
 
 
-def build_name_for(picked: dict, builds: Path) -> str:
-    """The build folder name the CLI will use, from the composed config."""
+def prepare(picked: dict, builds: Path) -> str:
+    """Compose the config the CLI will, check it with the CLI's own validator (a method the
+    tier cannot run, ...: raises SlimError before any process starts) and return the build
+    folder name it will use."""
     from hydra import compose, initialize_config_dir
 
     import slim.config  # noqa: F401  (registers the schema)
     from slim.build import build_name
+    from slim.config.validate import validate
     with _COMPOSE_LOCK, initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose(config_name="config", overrides=overrides(picked, builds))
+    validate(cfg)
     return build_name(cfg)
 
 
@@ -124,7 +128,7 @@ class Launcher:
         self._lock = threading.Lock()
 
     def start(self, picked: dict) -> Job:
-        name = build_name_for(picked, self.builds)
+        name = prepare(picked, self.builds)
         with self._lock:
             for j in self.jobs.values():
                 if j.name == name and j.poll() is None:

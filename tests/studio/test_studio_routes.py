@@ -150,21 +150,29 @@ def test_cli_refuses_a_missing_builds_folder_and_says_where_it_binds(tmp_path):
     assert "127.0.0.1" in out and "this machine only" in out and "read-only" in out
 
 
-def test_a_build_the_config_rejects_shows_as_failed_with_its_console(studio_builds, tmp_path):
-    """A combination the CLI refuses (an fp8 method on a tier without fp8) is started like
-    any other; the progress page reports it failed, with slim's own error message."""
+def test_a_build_the_cli_would_refuse_is_refused_by_the_form_with_its_message(studio_builds, tmp_path):
+    """Choices that exist but do not go together (an fp8 method on a tier without fp8) are
+    checked by the CLI's own validator before any process starts."""
     form = {"model": "tiny_llama", "method": "fp8_dynamic", "hardware": "apple8gb",
             "probes": "quick", "calibration": "small", "threads": "1"}
+    with client(studio_builds, allow_builds=True, tmp=tmp_path) as c:
+        r = c.post("/new", data=form)
+        assert r.status_code == 400
+        assert "method fp8_dynamic needs capability fp8, which hardware apple8gb" in r.text
+        assert c.app.state.launcher.jobs == {}
+
+
+def test_a_failed_build_shows_as_failed(tmp_path):
+    """No staging folder, no new report, and the events a failed build leaves in builds/.logs/."""
     builds = tmp_path / "builds"
-    builds.mkdir()
-    with client(builds, allow_builds=True, tmp=tmp_path / "state") as c:
-        r = c.post("/new", data=form, follow_redirects=False)
-        assert r.status_code == 303
-        loc = r.headers["location"]
-        name, job = loc.split("/progress/")[1].split("?job=")
-        assert name == "tiny_llama-fp8_dynamic-apple8gb-probes_quick-calib_small"
-        c.app.state.launcher.jobs[job].proc.wait(timeout=120)
-        st = c.get(f"/api/progress/{name}?job={job}").json()
-        assert st["state"] == "failed" and st["returncode"] == 2
-        assert "fp8" in st["log"] and "apple8gb" in st["log"]
-        assert "failed" in c.get("/new").text
+    (builds / ".logs").mkdir(parents=True)
+    t0 = time.time()
+    ev = [{"event": "planned", "step": "quantize_gguf:0", "kind": "quantize_gguf", "key": "k", "cached": False,
+           "why": ["no cache entry for this key"], "t": t0},
+          {"event": "started", "step": "quantize_gguf:0", "key": "k", "t": t0},
+          {"event": "failed", "step": "quantize_gguf:0", "key": "k", "reason": "step_failed", "t": t0 + 1}]
+    (builds / ".logs" / "tiny-x-20260101-000000.events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in ev))
+    with client(builds) as c:
+        st = c.get(f"/api/progress/tiny-x?after={t0 - 1}").json()
+    assert st["state"] == "failed" and [s["state"] for s in st["steps"]] == ["failed"]
+    assert st["steps"][0]["why"] == "step_failed"
