@@ -144,8 +144,10 @@ class Executor:
 
         def compute(out: Path) -> None:
             started.append(True)
+            self._check_inputs(step, inputs)
             self.log.emit("started", step=step.id, kind=step.kind, key=r.key, why=r.why)
             self._subprocess(step, r, inputs, out)
+            self._check_inputs(step, inputs)   # an edit while the step read them: not cached
 
         try:
             try:
@@ -172,6 +174,16 @@ class Executor:
             self.log.emit("finished", step=step.id, key=r.key, seconds=r.seconds, **mem)
         else:
             self.log.emit("cache_hit", step=step.id, key=r.key)
+
+    def _check_inputs(self, step: Step, inputs: dict) -> None:
+        """A user's files an input references (a 16-bit folder imported by digest) still have
+        their digests (stat-keyed memo: unchanged files are not re-read)."""
+        from slim.models.hf_io import check_references
+        for name in step.deps:
+            try:
+                check_references(Path(inputs[name]), self.store.memo, step.id)
+            except SlimError as e:
+                raise StepFailed(step.id, e.reason, str(e)) from None
 
     def _emit_failed(self, **info) -> None:
         """Record a failure; on a full disk events.jsonl may not take it, and that must not

@@ -39,6 +39,8 @@ class Planner:
         self.cfg = cfg
         self.steps: dict[str, Step] = {}
         self.root_parent = None
+        #: the GGUF type of the parent's conversion: f16, or bf16 for a bf16 source folder
+        self.parent_outtype = "f16"
 
     def add(self, step: Step) -> str:
         old = self.steps.get(step.id)
@@ -72,11 +74,19 @@ class Planner:
             sid = self.add(Step("import_parent", "tiny_model", params, files=files,
                                 desc=f"seeded random {m.arch.get('model_type', 'llama')}"))
         elif m.source == "hf_dir":
+            from slim.models.hf_io import gguf_outtype, import_plan
+            src = resolve(m.path)
+            how = import_plan(src) if src.is_dir() else {"mode": "rewrite"}
+            # a bf16 folder keeps bf16 in its GGUF parent (llama.cpp's --outtype auto)
+            self.parent_outtype = gguf_outtype(src) if src.is_dir() else "f16"
             sid = self.add(Step("import_parent", "import_hf",
                                 {"allow_pickle": m.allow_pickle,
                                  "trust_remote_code": m.trust_remote_code},
-                                files={"model_dir": str(resolve(m.path))},
-                                desc=f"normalise {m.path} to 16-bit safetensors"))
+                                files={"model_dir": str(src)},
+                                desc=(f"reference {m.path} by digest ({how.get('dtype')})"
+                                      if how["mode"] == "reference" else
+                                      f"rewrite {m.path} as {how.get('dtype', '16-bit')} "
+                                      f"safetensors")))
         else:
             raise SlimError(f"model.source={m.source}: this model has no weights; "
                             f"use plan=true to estimate size and fit")
@@ -106,12 +116,14 @@ class Planner:
     def gguf_f16(self, hf: Artifact) -> Artifact:
         if hf.format not in ("hf", "safetensors"):
             raise SlimError(f"cannot convert a {hf.format} artifact to GGUF")
-        params = {"outtype": "f16", **({"subdir": hf.file} if hf.file else {})}
+        outtype = self.parent_outtype if self.root_parent is not None and \
+            hf.step == self.root_parent.step else "f16"
+        params = {"outtype": outtype, **({"subdir": hf.file} if hf.file else {})}
         if self.cfg.model.get("tokenizer_pre"):
             params["tokenizer_pre"] = self.cfg.model.tokenizer_pre
         art = f16_gguf_of(hf)
         self.add(Step(art.step, "convert_gguf", params, deps={"model": hf.step},
-                      desc="HF -> F16 GGUF (llama.cpp converter)"))
+                      desc=f"HF -> {outtype.upper()} GGUF (llama.cpp converter)"))
         return art
 
     # -- whole target ---------------------------------------------------------
