@@ -1,20 +1,33 @@
-"""Probe evaluation speed: batched vs one-at-a-time greedy decoding, side by side in one run.
+"""Evaluation speed, side by side in one run: probes, fidelity and imatrix against llama.cpp.
 
 On the default target (SmolLM2-135M-Instruct: the parent's F16 GGUF and the Q4_K_M
-child, both in llama.cpp, taken from the slim cache or built into it first), the
-probe suite's items are answered by :meth:`Runtime.generate_batch` with
-``batch_size=1`` (one at a time: the probe step before batching) and with
-``--batch-size``. The items are split into rounds that alternate which mode goes
-first, so load from other work on a shared machine falls on both alike; printed
-are items/s of each mode, their ratio (target >= 4), and how many answers are
-identical. Every differing answer is classified by :func:`compare_greedy`: a
-flip at a near-tie of the two best tokens (float reordering) or unexplained
-(a bug). llama.cpp's own tools (llama-perplexity, llama-imatrix) are looked up
-on PATH and in $SLIM_LLAMA_TOOLS; their comparison columns are skipped, with
-the reason, when they are absent.
+child, both in llama.cpp, taken from the slim cache or built into it first):
 
-Usage: python bench/eval.py [--batch-size 32] [--rounds 4] [--items N] [hydra overrides]
-       [--parent F16.gguf --child Q4_K_M.gguf]  (skip the cache: files built earlier)
+- probes: the probe suite's items are answered by :meth:`Runtime.generate_batch`
+  with ``batch_size=1`` (one at a time: the probe step before batching) and with
+  ``--batch-size``, in rounds that alternate which mode goes first, so load from
+  other work on a shared machine falls on both alike; printed are items/s of each
+  mode, their ratio (target >= 4), and how many answers are identical. Every
+  differing answer is classified by :func:`compare_greedy`: a flip at a near-tie
+  of the two best tokens (float reordering) or unexplained (a bug).
+- fidelity: our ``fidelity_reference`` + ``fidelity_compare`` steps vs
+  ``llama-perplexity --kl-divergence-base`` + ``--kl-divergence`` on the same GGUFs,
+  corpus, windows and thread count: time ratio (target <= 1.2), mean KLD, PPL
+  ratio and top-1 ratios (target within 1 %), the cache bytes, and the
+  cross-runtime noise floor (HF parent in torch vs F16 in llama.cpp).
+- imatrix: our ``imatrix`` step vs ``llama-imatrix`` on the same calibration
+  windows (decoded to text, re-tokenized by llama.cpp): time ratio (target <= 1.0),
+  then Q4_K_M quantized with each matrix by the same quantizer and its KLD
+  (target within 2 %).
+
+llama.cpp's tools are looked up on PATH and in $SLIM_LLAMA_TOOLS; their columns are
+skipped, with the reason, when they are absent. Step outputs go to a temporary
+folder, not the cache, so each side really runs.
+
+Usage: python bench/eval.py [--only probes,fidelity,imatrix] [--batch-size 32] [--rounds 4]
+       [--items N] [--fidelity-rounds 1] [--no-noise-floor] [--imatrix-fp32]
+       [--parent F16.gguf] [--child Q4_K_M.gguf]  (instead of the cache's GGUFs)
+       [hydra overrides]
        (default threads=1: on a shared 2-core box llama.cpp's spinning threads
        otherwise measure the neighbours)
 """
@@ -22,8 +35,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -50,10 +66,12 @@ def models(cfg) -> dict[str, Path]:
         sys.exit(f"bench/eval.py measures llama.cpp probes; method {cfg.method.name!r} "
                  f"makes a {plan.artifact.format} artifact")
     f16 = planner.gguf_f16(plan.parent)
-    keep = ancestors(planner.steps, [f16.step, plan.artifact.step])
+    cal = planner.calibration(planner.root_parent)
+    keep = ancestors(planner.steps, [f16.step, plan.artifact.step, cal])
     done = Executor(open_store(cfg), EventLog(None), cfg.threads).run(
         {k: planner.steps[k] for k in keep})
-    return {"parent F16": input_path(done, f16), f"child {cfg.method.name}": input_path(done, plan.artifact)}
+    return {"parent F16": input_path(done, f16), "child": input_path(done, plan.artifact),
+            "parent HF": input_path(done, plan.parent), "calibration": done[cal].entry.data}
 
 
 def measure(path: Path, items: list[dict], cfg, batch_size: int, rounds: int) -> dict:
@@ -86,18 +104,254 @@ def measure(path: Path, items: list[dict], cfg, batch_size: int, rounds: int) ->
             "identical_text": sum(a == b for a, b in text), "same_verdict": verdicts, **agree}
 
 
-def tools_line() -> str:
+# -- llama.cpp tools -------------------------------------------------------------------------
+def find_tool(name: str) -> str | None:
     where = [d for d in os.environ.get("SLIM_LLAMA_TOOLS", "").split(os.pathsep) if d]
-    found = {t: shutil.which(t, path=os.pathsep.join(where + [os.environ.get("PATH", "")]))
-             for t in ("llama-perplexity", "llama-imatrix")}
-    missing = [t for t, p in found.items() if not p]
-    if missing:
-        return (f"llama.cpp tools columns (fidelity vs llama-perplexity --kl-divergence, imatrix vs "
-                f"llama-imatrix): skipped, {', '.join(missing)} not found on PATH or in "
-                f"$SLIM_LLAMA_TOOLS (build them from the pinned llama-cpp-python sdist: "
-                f"../shared/REFERENCE.md)")
-    return (f"llama.cpp tools found ({', '.join(found.values())}); this bench does not compare "
-            f"fidelity or imatrix with them yet: skipped")
+    return shutil.which(name, path=os.pathsep.join(where + [os.environ.get("PATH", "")]))
+
+
+def run_tool(argv: list[str]) -> tuple[float, str]:
+    """Seconds and combined output of one llama.cpp tool run (its shared libs beside it)."""
+    env = dict(os.environ)
+    env["LD_LIBRARY_PATH"] = os.pathsep.join(
+        [str(Path(argv[0]).parent)] + [p for p in env.get("LD_LIBRARY_PATH", "").split(os.pathsep) if p])
+    t = time.perf_counter()
+    r = subprocess.run(argv, capture_output=True, text=True, env=env)
+    secs = time.perf_counter() - t
+    out = r.stdout + r.stderr
+    if r.returncode != 0:
+        raise RuntimeError(f"{Path(argv[0]).name} exited {r.returncode}: {out[-2000:]}")
+    return secs, out
+
+
+def parse_kld(out: str) -> dict:
+    """llama-perplexity --kl-divergence's summary: mean KLD, PPL ratio, top-1 (same top p)."""
+    def num(pat):
+        m = re.search(pat, out)
+        return float(m.group(1)) if m else None
+    return {"kld_mean": num(r"Mean\s+KLD:\s*([-\d.]+)"),
+            "ppl_ratio": num(r"Mean\s+PPL\(Q\)/PPL\(base\)\s*:\s*([-\d.]+)"),
+            "top1_agreement": (lambda v: v / 100 if v is not None else None)(
+                num(r"Same top p:\s*([-\d.]+)")),
+            "chunks": num(r"over (\d+) chunks")}
+
+
+def step_ctx(kind: str, params: dict, inputs: dict, out: Path, threads: int):
+    from slim.steps.base import StepContext, step_module
+    mod = step_module(kind)
+    out.mkdir(parents=True, exist_ok=True)
+    return mod, StepContext(step_id=kind, kind=kind, params=mod.Params(**params), raw_params=params,
+                            inputs=inputs, out=out, threads=threads, log=lambda *a, **k: None)
+
+
+def folder_bytes(p: Path) -> int:
+    return sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
+
+
+def fidelity_section(cfg, paths: dict, work: Path, rounds: int, noise_floor: bool) -> None:
+    """Our fidelity steps vs llama-perplexity --kl-divergence-base/--kl-divergence, same GGUFs,
+    same corpus and windows, same threads, in alternating order."""
+    import json
+
+    from slim.paths import resolve
+    fp = cfg.probes.fidelity
+    corpus = resolve(fp.corpus)
+    lp = find_tool("llama-perplexity")
+    t = cfg.threads
+    ours = {"reference": 0.0, "compare": 0.0}
+    theirs = {"base": 0.0, "kld": 0.0}
+    res_ours = res_theirs = None
+    print(f"\nfidelity: {fp.chunks} × {fp.n_ctx} windows of {corpus.name}, threads={t}, "
+          f"{rounds} round(s)")
+    for r in range(rounds):
+        order = ("ours", "theirs") if r % 2 == 0 else ("theirs", "ours")
+        for who in order:
+            if who == "ours":
+                d = work / f"fid{r}"
+                mod, ctx = step_ctx("fidelity_reference", {"n_ctx": fp.n_ctx, "chunks": fp.chunks},
+                                    {"tokenizer": paths["parent HF"], "corpus": corpus},
+                                    d / "ref", t)
+                s = time.perf_counter()
+                mod.run(ctx)
+                ours["reference"] += time.perf_counter() - s
+                mod, ctx = step_ctx("fidelity_compare",
+                                    {"runtime": "llama.cpp", "model_file": paths["child"].name,
+                                     "parent_file": paths["parent F16"].name},
+                                    {"reference": d / "ref", "parent": paths["parent F16"].parent,
+                                     "model": paths["child"].parent}, d / "fid", t)
+                s = time.perf_counter()
+                mod.run(ctx)
+                ours["compare"] += time.perf_counter() - s
+                res_ours = json.loads((d / "fid" / "fidelity.json").read_text())
+                split = json.loads((d / "fid" / "timing.json").read_text())
+                ref_bytes, fid_bytes = folder_bytes(d / "ref"), folder_bytes(d / "fid")
+            elif lp:
+                base = work / "base.kld"
+                common = ["-f", str(corpus), "-c", str(fp.n_ctx), "--chunks", str(fp.chunks),
+                          "-t", str(t), "-b", str(fp.n_ctx)]
+                s1, _ = run_tool([lp, "-m", str(paths["parent F16"]), *common,
+                                  "--kl-divergence-base", str(base)])
+                s2, out = run_tool([lp, "-m", str(paths["child"]), *common,
+                                    "--kl-divergence-base", str(base), "--kl-divergence"])
+                theirs["base"] += s1
+                theirs["kld"] += s2
+                res_theirs = parse_kld(out)
+                base_bytes = base.stat().st_size
+                base.unlink()
+    o_tot = (ours["reference"] + ours["compare"]) / rounds
+    print(f"  slim   fidelity_reference {ours['reference'] / rounds:6.1f} s + fidelity_compare "
+          f"{ours['compare'] / rounds:6.1f} s (parent eval {split['parent']:.1f} s, child "
+          f"{split['child']:.1f} s, statistics {split['stats']:.1f} s) = {o_tot:6.1f} s; cache "
+          f"{ref_bytes / 1e6:.2f} MB (windows) + {fid_bytes / 1e6:.2f} MB per compared model")
+    print(f"         KLD {res_ours['kld_mean']:.6f} ± {res_ours['kld_mean_stderr']:.6f}, PPL ratio "
+          f"{res_ours['ppl_ratio']:.5f}, top-1 {100 * res_ours['top1_agreement']:.3f}%, "
+          f"{res_ours['tokens']} tokens")
+    if not lp:
+        print("  llama-perplexity: skipped (not found on PATH or in $SLIM_LLAMA_TOOLS; build it from "
+              "the pinned llama-cpp-python sdist: ../shared/REFERENCE.md)")
+    else:
+        th_tot = (theirs["base"] + theirs["kld"]) / rounds
+        print(f"  llama-perplexity --kl-divergence-base {theirs['base'] / rounds:6.1f} s + "
+              f"--kl-divergence {theirs['kld'] / rounds:6.1f} s = {th_tot:6.1f} s; base file "
+              f"{base_bytes / 1e6:.1f} MB")
+        print(f"         KLD {res_theirs['kld_mean']:.6f}, PPL ratio {res_theirs['ppl_ratio']:.5f}, "
+              f"top-1 {100 * res_theirs['top1_agreement']:.3f}%, {res_theirs['chunks']:.0f} chunks")
+        print(f"  ratio slim / llama-perplexity: time {o_tot / th_tot:.3f} (parent + child, target "
+              f"<= 1.2); per extra child {ours['compare'] / theirs['kld']:.3f} (our step re-evaluates "
+              f"the parent; theirs reads its {base_bytes / 1e6:.0f} MB base file)")
+        for k, lab in (("kld_mean", "mean KLD"), ("ppl_ratio", "PPL ratio"),
+                       ("top1_agreement", "top-1")):
+            print(f"         {lab:9}: {res_ours[k] / res_theirs[k]:.4f} (target within 1%)")
+    if noise_floor:
+        d = work / "noise"
+        mod, ctx = step_ctx("fidelity_compare",
+                            {"runtime": "llama.cpp", "model_file": paths["parent F16"].name,
+                             "parent_file": ""},
+                            {"reference": windows(cfg, paths, work), "parent": paths["parent HF"],
+                             "model": paths["parent F16"].parent}, d, t)
+        s = time.perf_counter()
+        mod.run(ctx)
+        nf = json.loads((d / "fidelity.json").read_text())
+        print(f"  noise floor (HF parent in torch vs F16 GGUF in llama.cpp): KLD {nf['kld_mean']:.3g}, "
+              f"top-1 {100 * nf['top1_agreement']:.2f}%, {time.perf_counter() - s:.1f} s, "
+              f"{folder_bytes(d) / 1e6:.2f} MB")
+        print(f"  cache bytes per parent for fidelity (windows + noise floor): "
+              f"{(ref_bytes + folder_bytes(d)) / 1e6:.2f} MB (target <= 20)")
+
+
+def windows(cfg, paths: dict, work: Path) -> Path:
+    """The fidelity windows (the fidelity section's, or made here)."""
+    from slim.paths import resolve
+    d = work / "fid0" / "ref"
+    if not (d / "tokens.npy").is_file():
+        fp = cfg.probes.fidelity
+        mod, ctx = step_ctx("fidelity_reference", {"n_ctx": fp.n_ctx, "chunks": fp.chunks},
+                            {"tokenizer": paths["parent HF"], "corpus": resolve(fp.corpus)}, d, 1)
+        mod.run(ctx)
+    return d
+
+
+def imatrix_from_gguf(path: Path, out_npz: Path) -> None:
+    """llama-imatrix's GGUF output (``<name>.in_sum2`` and ``<name>.counts``) as our npz of
+    per-column means (expert-major; experts without tokens get ones, as our step does)."""
+    import numpy as np
+    from gguf import GGUFReader
+    t = {x.name: np.asarray(x.data, dtype=np.float64) for x in GGUFReader(str(path)).tensors}
+    arrays = {}
+    for n in t:
+        if not n.endswith(".in_sum2"):
+            continue
+        name = n[: -len(".in_sum2")]
+        c = t[name + ".counts"].reshape(-1)
+        s = t[n].reshape(len(c), -1)
+        m = np.ones_like(s)
+        m[c > 0] = s[c > 0] / c[c > 0, None]
+        arrays[name] = m.reshape(-1).astype(np.float32)
+    np.savez(out_npz, **arrays)
+
+
+def kld_of(children: dict[str, Path], parent: Path, ref_dir: Path, threads: int) -> dict:
+    """Mean KLD (and PPL ratio, top-1) of each child GGUF vs the parent on the fidelity windows,
+    with one parent pass per window."""
+    import numpy as np
+
+    from slim.metrics.fidelity import scored_positions, summarise, window_stats
+    from slim.runtimes import open_runtime
+    tokens = np.load(ref_dir / "tokens.npy")
+    a, b = scored_positions(tokens.shape[1])
+    parts = {k: {} for k in children}
+    with open_runtime(str(parent), n_ctx=tokens.shape[1], threads=threads) as prt:
+        rts = {k: open_runtime(str(p), n_ctx=tokens.shape[1], threads=threads)
+               for k, p in children.items()}
+        try:
+            for w in tokens:
+                pl = np.array(prt.logits(w.tolist())[a:b])
+                for k, rt in rts.items():
+                    for n, v in window_stats(pl, rt.logits(w.tolist())[a:b], w[a + 1:b + 1]).items():
+                        parts[k].setdefault(n, []).append(v)
+        finally:
+            for rt in rts.values():
+                rt.close()
+    return {k: summarise({n: np.concatenate(v) for n, v in p.items()}) for k, p in parts.items()}
+
+
+def imatrix_section(cfg, paths: dict, work: Path, fp32: bool) -> None:
+    """Our imatrix step vs llama-imatrix on the same calibration windows, same threads; then
+    Q4_K_M quantized (by our quantize step's function) with each matrix, and its KLD."""
+    import numpy as np
+    from transformers import AutoTokenizer
+
+    from slim.steps.quantize_gguf import Params as QParams, quantize
+    t = cfg.threads
+    cal = paths["calibration"]
+    tokens = np.load(cal / "tokens.npy")
+    n, L = tokens.shape
+    print(f"\nimatrix: {n} × {L} calibration tokens, threads={t}")
+    mats = {}
+    variants = [("slim bf16", {})] + ([("slim fp32", {"dtype": "float32"})] if fp32 else [])
+    for name, extra in variants:
+        d = work / name.replace(" ", "_")
+        mod, ctx = step_ctx("imatrix", extra, {"calibration": cal, "model": paths["parent HF"],
+                                               "f16": paths["parent F16"].parent}, d, t)
+        s = time.perf_counter()
+        mod.run(ctx)
+        mats[name] = (time.perf_counter() - s, d / "imatrix.npz")
+        print(f"  {name:16} {mats[name][0]:7.1f} s  (batch {ctx.params.batch_size}, LM head skipped)")
+    li = find_tool("llama-imatrix")
+    if not li:
+        print("  llama-imatrix: skipped (not found on PATH or in $SLIM_LLAMA_TOOLS; build it from "
+              "the pinned llama-cpp-python sdist: ../shared/REFERENCE.md)")
+    else:
+        tok = AutoTokenizer.from_pretrained(str(paths["parent HF"]))
+        text = work / "calibration.txt"
+        text.write_text("".join(tok.decode(w.tolist()) for w in tokens), encoding="utf-8")
+        s, out = run_tool([li, "-m", str(paths["parent F16"]), "-f", str(text), "-c", str(L),
+                           "--chunks", str(n), "-t", str(t), "-b", str(L), "-o",
+                           str(work / "llama-imatrix.gguf")])
+        m = re.search(r"tokenization took.*?\n", out)
+        imatrix_from_gguf(work / "llama-imatrix.gguf", work / "llama-imatrix.npz")
+        mats["llama-imatrix"] = (s, work / "llama-imatrix.npz")
+        ntok = re.search(r"computing over (\d+) chunks", out)
+        print(f"  {'llama-imatrix':16} {s:7.1f} s  (same text re-tokenized by llama.cpp; "
+              f"{ntok.group(1) if ntok else '?'} chunks; computes its PPL too, its default)")
+        for name in mats:
+            if name != "llama-imatrix":
+                print(f"  time ratio {name} / llama-imatrix: {mats[name][0] / s:.3f} (target <= 1.0)")
+        del m
+    children = {}
+    for name, (_, npz) in mats.items():
+        out = work / f"q4km_{name.replace(' ', '_')}.gguf"
+        quantize(paths["parent F16"], out, QParams(type="Q4_K_M"), t, npz)
+        children[name] = out
+    res = kld_of(children, paths["parent F16"], windows(cfg, paths, work), t)
+    for name, r in res.items():
+        print(f"  Q4_K_M with {name:14} imatrix: KLD {r['kld_mean']:.6f} ± {r['kld_mean_stderr']:.6f}, "
+              f"PPL ratio {r['ppl_ratio']:.5f}, top-1 {100 * r['top1_agreement']:.2f}%")
+    if "llama-imatrix" in res:
+        for name in res:
+            if name != "llama-imatrix":
+                print(f"  KLD ratio {name} / llama-imatrix: "
+                      f"{res[name]['kld_mean'] / res['llama-imatrix']['kld_mean']:.4f} (target within 2%)")
 
 
 def main() -> None:
@@ -107,24 +361,49 @@ def main() -> None:
     ap.add_argument("--items", type=int, default=0, help="every k-th item so that about N remain")
     ap.add_argument("--parent", type=Path, help="a parent GGUF to use instead of the cache's")
     ap.add_argument("--child", type=Path, help="a child GGUF to use instead of the cache's")
+    ap.add_argument("--only", default="probes,fidelity,imatrix",
+                    help="comma list of sections: probes, fidelity, imatrix")
+    ap.add_argument("--fidelity-rounds", type=int, default=1,
+                    help="fidelity runs per side (alternating which side goes first)")
+    ap.add_argument("--no-noise-floor", action="store_true", help="skip the torch-vs-llama.cpp run")
+    ap.add_argument("--imatrix-fp32", action="store_true",
+                    help="also run our imatrix step in fp32 (the exact path) and its Q4_K_M KLD")
     a, overrides = ap.parse_known_args()
     if not any(o.startswith("method=") for o in overrides):
         overrides.append("method=q4_k_m")
     if not any(o.startswith("threads=") for o in overrides):
         overrides.append("threads=1")
     cfg = compose(overrides)
+    only = set(a.only.split(","))
+    paths = models(cfg)
+    if a.parent:
+        paths["parent F16"] = a.parent
+    if a.child:
+        paths["child"] = a.child
+    load0 = os.getloadavg()[0]
+    print(f"{cfg.model.name}: parent F16 {paths['parent F16']}, child ({cfg.method.name}) "
+          f"{paths['child']}; threads={cfg.threads}; {os.cpu_count()} cores, load {load0:.1f}")
+    if "probes" in only:
+        probes_section(cfg, paths, a)
+    with tempfile.TemporaryDirectory(prefix="slim-bench-eval-") as tmp:
+        if "fidelity" in only:
+            fidelity_section(cfg, paths, Path(tmp), a.fidelity_rounds, not a.no_noise_floor)
+        if "imatrix" in only:
+            imatrix_section(cfg, paths, Path(tmp), a.imatrix_fp32)
+    print(f"\nload {load0:.1f} -> {os.getloadavg()[0]:.1f}")
+
+
+def probes_section(cfg, paths: dict, a) -> None:
     from slim.probes.suite import load_items
     items = load_items(list(cfg.probes.categories), cfg.probes.max_items_per_category)
     if a.items and a.items < len(items):
         items = items[::-(-len(items) // a.items)]
-    paths = models(cfg) if not (a.parent and a.child) else \
-        {"parent F16": a.parent, f"child {cfg.method.name}": a.child}
-    load0 = os.getloadavg()[0]
-    print(f"{cfg.model.name}, {len(items)} probe items ({cfg.probes.name} suite), max_tokens "
-          f"{cfg.probes.max_tokens}, greedy, llama.cpp, threads={cfg.threads}, batch size "
-          f"{a.batch_size}, {a.rounds} alternating rounds; {os.cpu_count()} cores, load {load0:.1f}")
+    print(f"\nprobes: {len(items)} items ({cfg.probes.name} suite), max_tokens "
+          f"{cfg.probes.max_tokens}, greedy, llama.cpp, batch size {a.batch_size}, {a.rounds} "
+          f"alternating rounds")
     tot = {"seq_s": 0.0, "bat_s": 0.0, "n": 0, "identical": 0}
-    for name, path in paths.items():
+    for name in ("parent F16", "child"):
+        path = paths[name]
         m = measure(path, items, cfg, a.batch_size, a.rounds)
         for k in tot:
             tot[k] += m[k]
@@ -143,9 +422,7 @@ def main() -> None:
         print(f"  tokens: {m['prompt_tokens']} prompt, {m['gen_tokens']} generated (one at a time)")
     print(f"\nboth models: one at a time {tot['n'] / tot['seq_s']:.3f} items/s, batched "
           f"{tot['n'] / tot['bat_s']:.3f} items/s, ratio {tot['seq_s'] / tot['bat_s']:.2f}x; "
-          f"identical {100 * tot['identical'] / tot['n']:.1f}%; load {load0:.1f} -> "
-          f"{os.getloadavg()[0]:.1f}")
-    print(tools_line())
+          f"identical {100 * tot['identical'] / tot['n']:.1f}%")
 
 
 if __name__ == "__main__":
