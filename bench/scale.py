@@ -160,16 +160,16 @@ def main() -> int:
     work = Path(a.work)
     work.mkdir(parents=True, exist_ok=True)
     jobs = []
-    if not a.hf_only:
-        for size in [s for s in a.sizes.split(",") if s]:
-            shape = SHAPES[size]
-            jobs.append((f"tiny-{size}", shape, "seeded random init (model=tiny_llama)",
-                         ["model=tiny_llama"] + [f"model.arch.{k}={v}" for k, v in shape.items()]))
     if a.hf or a.hf_only:
         shape = SHAPES["1b"]
         folder = save_random_folder(shape, work / "hf-1b-bf16")
         jobs.append(("hf-1b-bf16", shape, "user's bf16 safetensors folder (model=hf)",
                      ["model=hf", f"model.path={folder}"]))
+    if not a.hf_only:
+        for size in [s for s in a.sizes.split(",") if s]:
+            shape = SHAPES[size]
+            jobs.append((f"tiny-{size}", shape, "seeded random init (model=tiny_llama)",
+                         ["model=tiny_llama"] + [f"model.arch.{k}={v}" for k, v in shape.items()]))
     results = []
     for name, shape, source, overrides in jobs:
         res = run_build(name, overrides, work)

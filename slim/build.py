@@ -106,8 +106,10 @@ def run_build(cfg, quiet: bool = False, extra_report: dict | None = None) -> Pat
     lease = StagingLease.claim(root / ".staging", name)
     staging = lease.path
     log = EventLog(staging / "events.jsonl", None if quiet else StepEcho())
+    from slim.planview import memory_model
     ex = Executor(store, log, cfg.threads, verify=cfg.verify_cache, previous=previous,
-                  step_log_dir=staging / "logs", verbose=cfg.verbose)
+                  step_log_dir=staging / "logs", verbose=cfg.verbose,
+                  memory_model=memory_model(cfg))
     t0 = time.time()
     print(f"building {name} (cache {store.root})", file=sys.stderr)
     try:

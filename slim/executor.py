@@ -91,7 +91,8 @@ def full_params(step: Step) -> dict:
 class Executor:
     def __init__(self, store: ObjectStore, log: EventLog, threads: int | None = None,
                  verify: bool = False, previous: dict[str, dict] | None = None,
-                 step_log_dir: Path | None = None, verbose: bool = False):
+                 step_log_dir: Path | None = None, verbose: bool = False,
+                 memory_model: dict | None = None):
         self.store = store
         self.log = log
         self.threads = threads or os.cpu_count() or 1
@@ -100,6 +101,8 @@ class Executor:
         self.step_log_dir = step_log_dir
         self.verbose = verbose
         self.resolved: dict[str, Resolved] = {}
+        #: the parent's size for the memory preflight (slim.planview.memory_model); None: no check
+        self.memory_model = memory_model
 
     # -- planning -----------------------------------------------------------
     def resolve(self, steps: dict[str, Step]) -> list[Resolved]:
@@ -145,7 +148,8 @@ class Executor:
         def compute(out: Path) -> None:
             started.append(True)
             self._check_inputs(step, inputs)
-            self.log.emit("started", step=step.id, kind=step.kind, key=r.key, why=r.why)
+            need = self._preflight(step)
+            self.log.emit("started", step=step.id, kind=step.kind, key=r.key, why=r.why, **need)
             self._subprocess(step, r, inputs, out)
             self._check_inputs(step, inputs)   # an edit while the step read them: not cached
 
@@ -174,6 +178,22 @@ class Executor:
             self.log.emit("finished", step=step.id, key=r.key, seconds=r.seconds, **mem)
         else:
             self.log.emit("cache_hit", step=step.id, key=r.key)
+
+    def _preflight(self, step: Step) -> dict:
+        """Fail before a step starts when its estimated peak memory exceeds what is free
+        (slim.hardware.host); returns the estimate for the 'started' event."""
+        if self.memory_model is None:
+            return {}
+        from slim.hardware.host import check_enabled, free_vram, preflight_problem
+        from slim.steps.base import memory_need
+        need = memory_need(step.kind, step.params, self.memory_model)
+        if check_enabled():
+            vram = free_vram() if need.get("vram") else None
+            problem = preflight_problem(step.id, need, vram=vram)
+            if problem:
+                raise StepFailed(step.id, "not_enough_memory", problem)
+        return {"need_ram_bytes": int(need["ram"]),
+                **({"need_vram_bytes": int(need["vram"])} if need.get("vram") else {})}
 
     def _check_inputs(self, step: Step, inputs: dict) -> None:
         """A user's files an input references (a 16-bit folder imported by digest) still have

@@ -40,6 +40,72 @@ def model_arch(cfg) -> dict:
     raise SlimError(f"model.source={m.source}: cannot estimate")
 
 
+def memory_model(cfg) -> dict | None:
+    """The parent's size as the memory preflight reads it (:func:`slim.steps.base.memory_need`):
+    parameter count (exact from a folder's safetensors headers, else from the architecture),
+    16-bit weights, whether a user's folder is referenced, the device. None: unknown (no check)."""
+    m = cfg.model
+    info: dict = {"bytes_per_param": 2, "import_mode": None,
+                  "device": "cuda" if _has_nvidia() else "cpu"}
+    try:
+        arch = model_arch(cfg)
+        from slim.hardware.estimate import param_shapes
+        info["params"] = sum(r * c for _n, r, c in param_shapes(arch))
+        info["n_layers"] = arch["num_hidden_layers"]
+        info["kv_dim"] = arch["num_key_value_heads"] * arch["head_dim"]
+    except (SlimError, KeyError, TypeError, ValueError, OSError):
+        info["params"] = None
+    if m.source == "hf_dir":
+        from slim.models.hf_io import import_plan
+        try:
+            how = import_plan(resolve(m.path))
+        except SlimError:
+            how = {}
+        info["import_mode"] = how.get("mode")
+        info["params"] = how.get("params") or info["params"]
+    elif m.source == "arch":
+        info["import_mode"] = "reference"   # a user's 16-bit folder, the usual way in
+    return info if info.get("params") else None
+
+
+def _has_nvidia() -> bool:
+    from slim.hardware.host import free_vram
+    return free_vram() is not None
+
+
+def build_memory(cfg) -> dict | None:
+    """The build's estimated peak memory on this host, without weights: the largest
+    :func:`slim.steps.base.memory_need` over the steps of its plan (for an architecture-only
+    model, the plan as if it were given as a 16-bit folder). ``{"ram", "step", "why",
+    "steps": [...], "available", "total", "fits"}``."""
+    from slim.hardware.host import free_ram
+    from slim.plan import Planner
+    from slim.steps.base import Artifact, Step, memory_need
+    model = memory_model(cfg)
+    if model is None:
+        return None
+
+    class _Weightless(Planner):
+        def parent(self):  # the same plan as for the user's folder, nothing read
+            sid = self.add(Step("import_parent", "import_hf", {}, files={"model_dir": "-"}))
+            return Artifact(sid, "hf")
+
+    try:
+        steps = (Planner(cfg) if cfg.model.source != "arch" else _Weightless(cfg)).build().steps
+    except SlimError:
+        return None
+    rows = []
+    for st in steps.values():
+        need = memory_need(st.kind, st.params, model)
+        rows.append({"step": st.id, "ram": int(need["ram"]), "vram": int(need.get("vram") or 0),
+                     "why": need["why"], "declared": need["declared"]})
+    top = max(rows, key=lambda r: r["ram"])
+    avail, total = free_ram()
+    return {"ram": top["ram"], "vram": max(r["vram"] for r in rows), "step": top["step"],
+            "why": top["why"], "steps": rows, "params": model["params"],
+            "available": avail, "total": total, "fits": top["ram"] <= avail}
+
+
 def _method(cfg, name: str, methods: dict) -> dict | None:
     """The method config of ``name``: the composed one when it is the target's own method."""
     if cfg.method.family != "auto" and name == cfg.method.name:
@@ -102,6 +168,23 @@ def show_estimate(cfg) -> None:
     if rows and "fit" in rows[0]:
         print(f"\nformula ({rows[0]['method']}): {rows[0]['fit']['formula']}")
         print(f"decode estimate: {rows[0]['speed']['note']}")
+    if me.family != "auto":
+        print_build_memory(cfg)
+
+
+def print_build_memory(cfg) -> None:
+    """The build's own peak memory on this host (what building it needs, not what running the
+    artifact on the tier needs)."""
+    mem = build_memory(cfg)
+    if mem is None:
+        print("\nbuild memory: unknown (no parameter count for this model)")
+        return
+    verdict = "fits" if mem["fits"] else "does NOT fit: the build would stop before that step"
+    print(f"\nbuilding it needs about {fmt_bytes(mem['ram'])} RAM at peak (step {mem['step']}: "
+          f"{mem['why']}; {mem['params'] / 1e9:.2f}B parameters); this host has "
+          f"{fmt_bytes(mem['available'])} available of {fmt_bytes(mem['total'])}: {verdict}")
+    if mem["vram"]:
+        print(f"  GPU memory at peak: {fmt_bytes(mem['vram'])}")
 
 
 def nothing_fits(cfg, est: dict) -> str:

@@ -102,3 +102,42 @@ class StepContext:
         return tqdm(iterable, total=total, desc=desc or self.step_id, leave=False,
                     file=self.console or sys.stderr,
                     disable=True if os.environ.get("SLIM_NO_PROGRESS") == "1" else None)
+
+
+# -- memory model -------------------------------------------------------------------------
+#: a step process's own footprint before any weights: Python with torch and transformers
+#: imported (measured ~0.6-0.9 GiB RSS), or without them
+TORCH_BASE = 1 << 30
+LIGHT_BASE = 384 << 20
+
+
+def memory_need(kind: str, params: dict | None, model: dict) -> dict:
+    """Peak memory a step of ``kind`` needs: ``{"ram": bytes, "vram": bytes, "why": str,
+    "declared": bool}``, from the stage module's own ``memory(params, model)`` — the one place
+    per step kind, beside its Params and LIBS — or, for a module that declares none, from what
+    its LIBS say it loads: torch/transformers steps are assumed to hold the parent in float32
+    (4 bytes/param, what ``load_causal_lm(..., "float32")`` does), llama.cpp steps its 16-bit
+    GGUF. ``model``: ``{"params": n, "bytes_per_param": 2, "import_mode": "reference" |
+    "rewrite" | None, "device": "cpu" | "cuda", "n_layers", "kv_dim"}`` (no weights read)."""
+    mod = step_module(kind)
+    fn = getattr(mod, "memory", None)
+    p = int(model.get("params") or 0)
+    if fn is not None:
+        need = dict(fn(parse_params(kind, params) or dict(params or {}), model))
+        need.setdefault("vram", 0)
+        need["declared"] = True
+        return need
+    libs = set(getattr(mod, "LIBS", ()))
+    if libs & {"torch", "transformers"}:
+        return {"ram": 4 * p + TORCH_BASE, "vram": 0, "declared": False,
+                "why": "undeclared torch step: assumed to load the parent in float32 "
+                       "(4 bytes/param)"}
+    if "llama-cpp-python" in libs:
+        return {"ram": 2 * p + LIGHT_BASE, "vram": 0, "declared": False,
+                "why": "undeclared llama.cpp step: the 16-bit GGUF (2 bytes/param)"}
+    return {"ram": LIGHT_BASE, "vram": 0, "declared": False, "why": "no weights"}
+
+
+def kv_cache_bytes(model: dict, n_ctx: int = 2048) -> int:
+    """llama.cpp's F16 KV cache for ``n_ctx`` tokens (K and V, every layer)."""
+    return 2 * 2 * n_ctx * int(model.get("n_layers") or 0) * int(model.get("kv_dim") or 0)

@@ -76,6 +76,13 @@ def read_documents(inputs: dict, p: Params) -> list[tuple[str, str]]:
     return docs
 
 
+
+def memory(params, model: dict) -> dict:
+    from slim.steps.base import LIGHT_BASE
+    return {"ram": LIGHT_BASE + 4 * params.n_samples * params.seq_len * 8,
+            "why": "the tokenizer and the token ids"}
+
+
 def run(ctx):
     import numpy as np
     from transformers import AutoTokenizer

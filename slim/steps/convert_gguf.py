@@ -48,6 +48,16 @@ def known_pre_tokenizers() -> set[str]:
     return set(re.findall(r'^\s*res = "([\w.+-]+)"', base.read_text(), re.M))
 
 
+
+def memory(params, model: dict) -> dict:
+    """llama.cpp's converter reads the safetensors lazily (mmap) and writes tensor by tensor:
+    the source pages it touches (2 bytes/param, reclaimable page cache but counted in RSS)
+    plus torch/transformers."""
+    from slim.steps.base import TORCH_BASE
+    return {"ram": 2 * model["params"] + TORCH_BASE,
+            "why": "the 16-bit source, mapped while converting (2 bytes/param)"}
+
+
 def model_class(model_dir):
     """The converter class for ``model_dir``'s config, or a SlimError naming the real cause."""
     import traceback

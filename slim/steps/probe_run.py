@@ -31,6 +31,20 @@ class Params:
         return []
 
 
+
+def memory(params, model: dict) -> dict:
+    """The model it answers with: at most the parent's 16-bit weights (a child is smaller),
+    in llama.cpp with its KV cache for every sequence of a batch, or in transformers (the HF
+    runtime's float32 default: 4 bytes/param)."""
+    from slim.steps.base import LIGHT_BASE, TORCH_BASE, kv_cache_bytes
+    if params.runtime == "transformers":
+        return {"ram": 4 * model["params"] + TORCH_BASE,
+                "why": "the model in transformers, float32 (4 bytes/param)"}
+    kv = kv_cache_bytes(model, 2048)
+    return {"ram": 2 * model["params"] + kv + LIGHT_BASE,
+            "why": "the GGUF in llama.cpp (≤ 2 bytes/param) and its KV cache"}
+
+
 def run(ctx):
     from slim.probes.suite import load_items, score_item
     from slim.runtimes import open_runtime

@@ -189,6 +189,15 @@ def quantize(f16_path, out_path, p: Params, threads: int, imatrix_npz=None) -> N
         raise SlimError(f"llama_model_quantize returned {rc} for {p.type}", "quantize_failed")
 
 
+
+def memory(params, model: dict) -> dict:
+    """llama.cpp's quantizer maps the 16-bit GGUF (2 bytes/param) and writes the child;
+    per-tensor float32 work buffers are one tensor at a time."""
+    from slim.steps.base import LIGHT_BASE
+    return {"ram": 2 * model["params"] + LIGHT_BASE,
+            "why": "the 16-bit GGUF, mapped while quantizing (2 bytes/param)"}
+
+
 def run(ctx):
     from slim.signing.attest import files_sha256, parent_digest
     from slim.steps.helpers import stderr_to_stdout

@@ -17,6 +17,16 @@ class Params:
     threads: int = 0          # the build's thread count: speed depends on it, so it is keyed
 
 
+
+def memory(params, model: dict) -> dict:
+    from slim.steps.base import LIGHT_BASE, TORCH_BASE
+    if params.runtime == "transformers":
+        return {"ram": 4 * model["params"] + TORCH_BASE,
+                "why": "the model in transformers, float32 (4 bytes/param)"}
+    return {"ram": 2 * model["params"] + LIGHT_BASE,
+            "why": "the GGUF in llama.cpp (≤ 2 bytes/param)"}
+
+
 def run(ctx):
     from slim.runtimes import open_runtime
 

@@ -47,6 +47,14 @@ class Params:
         return errs
 
 
+
+def memory(params, model: dict) -> dict:
+    """Initialised in float32 (the seeded values tests pin), then cast and saved as float16."""
+    from slim.steps.base import TORCH_BASE
+    return {"ram": 5 * model["params"] + TORCH_BASE,
+            "why": "random init in float32, then a float16 copy (≈5 bytes/param)"}
+
+
 def run(ctx):
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
