@@ -30,6 +30,7 @@ from starlette.templating import Jinja2Templates
 # for verify or drawing a plot does not stall the progress page's polling.
 
 from slim.errors import SlimError
+from slim.registry import format_lineage
 from slim.studio import fmt
 from slim.studio.catalog import Catalog, read_report
 from slim.studio.launch import DEFAULTS, Launcher, choices, max_threads, validate_form
@@ -95,7 +96,7 @@ def create_app(conf: StudioConfig) -> Starlette:
         rows = [catalog.variant_row(e) for e in p["entries"]]
         tiers = sorted({t["tier"] for r in rows for t in r["tiers"]})
         return page(request, "parent.html", title=f"parent {p['id']}", parent=p, rows=rows,
-                    tiers=tiers, running=[b for b in staging_builds(conf.builds)])
+                    tiers=tiers, running=staging_builds(conf.builds))
 
     def parent_frontier(request: Request) -> Response:
         try:
@@ -122,7 +123,6 @@ def create_app(conf: StudioConfig) -> Starlette:
         entry = next((e for e in entries if Path(e["_dir"]) == d), {"name": name, "_dir": str(d)})
         row = catalog.variant_row(entry)
         md_text = (d / "report.md").read_text(encoding="utf-8") if (d / "report.md").is_file() else ""
-        from slim.registry import format_lineage
         try:
             build_lineage = format_lineage(entries, name)
         except SlimError:

@@ -106,8 +106,15 @@ def _wait_for_staging(builds: Path, proc, timeout: float = 120) -> None:
         time.sleep(0.1)
 
 
-def _follow_to_report(browser, name: str, timeout: float = 240) -> None:
-    WebDriverWait(browser, timeout).until(EC.url_contains(f"/build/{name}/"))
+def _follow_to_report(browser, name: str, timeout: float = 300) -> None:
+    def landed_or_failed(d):
+        if f"/build/{name}/" in d.current_url:
+            return True
+        st = d.find_elements(By.ID, "progress-state")
+        assert not (st and st[0].text == "failed"), \
+            d.find_element(By.ID, "log").get_attribute("textContent")
+        return False
+    WebDriverWait(browser, timeout).until(landed_or_failed)
     WebDriverWait(browser, 10).until(EC.presence_of_element_located((By.ID, "report")))
     assert browser.find_element(By.ID, "build-name").text == name
     assert name in browser.find_element(By.ID, "report").text
@@ -166,9 +173,14 @@ def test_form_starts_a_build_and_the_page_follows_it(studio_builds, browser, tmp
         browser.find_element(By.ID, "start-build").click()
         name = "tiny_llama-q4_0-apple8gb-probes_quick-calib_small"
         WebDriverWait(browser, 30).until(EC.url_contains(f"/progress/{name}"))
-        WebDriverWait(browser, 120).until(
-            lambda d: d.find_element(By.ID, "progress-state").text in ("running", "done")
-            or "/build/" in d.current_url)
+        # "starting" until the build's process has composed its config and made its staging
+        # folder (tens of seconds on a loaded machine), then running, then the report
+        WebDriverWait(browser, 300).until(
+            lambda d: "/build/" in d.current_url
+            or d.find_element(By.ID, "progress-state").text in ("running", "done", "failed"))
+        if "/progress/" in browser.current_url:
+            assert browser.find_element(By.ID, "progress-state").text != "failed", \
+                browser.find_element(By.ID, "log").get_attribute("textContent")
         _follow_to_report(browser, name)
     rep = json.loads((builds / name / "report.json").read_text())
     assert rep["target"] == {**rep["target"], "method": "q4_0", "model": "tiny_llama", "probes": "quick"}
