@@ -86,7 +86,8 @@ def test_undistilled_pipeline_replays_later_stages():
     assert planner.steps["quantize_gguf:2"].deps["f16"] == "convert_gguf:distill:1"
     # and the undistilled student is evaluated like the child, against the same reference
     fu, fc = planner.steps["fidelity:undistilled"], planner.steps["fidelity:child"]
-    assert fu.deps == {"reference": fc.deps["reference"], "model": art.step}
+    assert fu.deps == {"reference": fc.deps["reference"], "parent": fc.deps["parent"],
+                       "model": art.step}
     # the same probe items (the probe_suite step) as the child
     assert planner.steps["probes:undistilled"].deps == {
         "model": art.step, "probe_data": planner.steps["probes:child"].deps["probe_data"]}
