@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 TESTS   ?= tests
 PYTEST_ARGS ?= -q -m "not slow"
 
-.PHONY: setup run test test-slow bench clean lock
+.PHONY: setup setup-cuda run test test-slow bench clean lock
 
 setup: $(STAMP)
 
@@ -20,6 +20,21 @@ $(STAMP): pyproject.toml requirements.txt requirements-dev.txt requirements.lock
 	# llama.cpp's converter + gguf-py from the sdist of the installed llama-cpp-python (one revision)
 	$(BIN)/python -m slim.toolchain install
 	touch $(STAMP)
+
+# GPUs (docs: README "GPUs"): llama-cpp-python rebuilt with CUDA when nvcc is present (CPU build
+# otherwise; --no-cache-dir: a cached CPU wheel would be reinstalled), and PyPI's torch wheel of
+# the pinned version (CUDA-enabled on Linux) instead of the CPU one
+setup-cuda: setup
+	@if command -v nvcc >/dev/null 2>&1; then \
+	  echo "nvcc found: building llama-cpp-python with CUDA (GGML_CUDA=on; takes a while)"; \
+	  CMAKE_ARGS="-DGGML_CUDA=on" FORCE_CMAKE=1 $(BIN)/pip install -q --force-reinstall --no-deps \
+	    --no-cache-dir --no-binary llama-cpp-python -c requirements.lock llama-cpp-python; \
+	  $(BIN)/pip install -q --force-reinstall --no-deps --index-url https://pypi.org/simple \
+	    "torch==$$(grep '^torch==' requirements.lock | cut -d= -f3)"; \
+	else \
+	  echo "nvcc not found: keeping the CPU builds of llama-cpp-python and torch"; \
+	fi
+	$(BIN)/python -c "import llama_cpp, torch; print('llama.cpp GPU offload:', llama_cpp.llama_supports_gpu_offload(), '| torch CUDA:', torch.cuda.is_available())"
 
 run: setup
 	$(BIN)/python -m slim method=q4_k_m hardware=apple8gb

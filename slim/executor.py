@@ -55,6 +55,7 @@ class Resolved:
     ran: bool = False
     #: the step process's peak RSS / CUDA memory (None when it came from the cache)
     peak_rss_bytes: int | None = None
+    devices: list | None = None      # what the step computed on (slim.steps.base.note_device)
     peak_gpu_bytes: int | None = None
 
 
@@ -174,7 +175,8 @@ class Executor:
         r.seconds = round(time.time() - t0, 3)
         if started:
             mem = {k: v for k, v in (("peak_rss_bytes", r.peak_rss_bytes),
-                                      ("peak_gpu_bytes", r.peak_gpu_bytes)) if v is not None}
+                                      ("peak_gpu_bytes", r.peak_gpu_bytes),
+                                      ("devices", r.devices)) if v is not None}
             self.log.emit("finished", step=step.id, key=r.key, seconds=r.seconds, **mem)
         else:
             self.log.emit("cache_hit", step=step.id, key=r.key)
@@ -242,6 +244,7 @@ class Executor:
                 raise StepFailed(step.id, "step_process_died", why)
             res = json.loads(res_file.read_text())
             r.peak_rss_bytes, r.peak_gpu_bytes = res.get("peak_rss_bytes"), res.get("peak_gpu_bytes")
+            r.devices = res.get("devices")
             if not res["ok"]:
                 if res.get("reason") == "disk_full":
                     info = dict(res.get("disk_full") or {})

@@ -89,6 +89,13 @@ def parent_section(cfg, plan, resolved) -> dict:
         sec["hf_repo"] = m.hf_repo
     if m.get("chat_format"):
         sec["chat_format"] = m.chat_format
+    how = _load(resolved, plan.parent.step, "import.json")
+    if how:   # a user's folder: referenced by digest, or rewritten (fp32 -> float16: said here)
+        sec["import"] = how
+    from slim.plan import f16_gguf_of
+    conv = plan.steps.get(f16_gguf_of(plan.parent).step)
+    if conv is not None:   # the 16-bit GGUF the parent is evaluated as: F16, or BF16 for bf16
+        sec["gguf_type"] = str(conv.params.get("outtype", "f16")).upper()
     if m.source == "pypi_gguf":
         sec["distributed_as"] = {"package": m.package, "file": m.file,
                                  "quantization": m.file.rsplit(".", 2)[-2] if m.file else None}
@@ -306,10 +313,12 @@ def assemble_report(cfg, plan, resolved, staging: Path, seconds: float) -> dict:
         "speed_estimate": est,
         "speed_host": speed,
         "calibration": cal,
-        "environment": environment(cfg.threads),
+        "environment": {**environment(cfg.threads),
+                        "devices": sorted({d for r in resolved.values() for d in (r.devices or [])})},
         "steps": [{"id": r.step.id, "kind": r.step.kind, "key": r.key, "cached": r.cached,
                    "seconds": r.seconds, "peak_rss_bytes": r.peak_rss_bytes,
-                   **({"peak_gpu_bytes": r.peak_gpu_bytes} if r.peak_gpu_bytes else {})}
+                   **({"peak_gpu_bytes": r.peak_gpu_bytes} if r.peak_gpu_bytes else {}),
+                   **({"devices": r.devices} if r.devices else {})}
                   for r in resolved.values()],
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "build_seconds": round(seconds, 2),

@@ -18,7 +18,11 @@ def render_markdown(r: dict, plot: str | None = None) -> str:
            f"probes `{t['probes']}`", "",
            "## Parent", "",
            f"- id: `{r['parent']['id']}`  digest: `{r['parent']['digest']}`",
-           f"- provenance: {r['parent'].get('provenance') or '–'}", "",
+           f"- provenance: {r['parent'].get('provenance') or '–'}",
+           *([f"- imported: {r['parent']['import']['note']}"]
+             if (r["parent"].get("import") or {}).get("note") else []),
+           *([f"- evaluated as a {r['parent']['gguf_type']} GGUF"]
+             if r["parent"].get("gguf_type") else []), "",
            "## Artifact", "",
            f"- format: {a['format']}, {_mb(a['bytes'])} on disk, "
            f"{_f(a.get('bpw'), '{:.2f}')} bits per weight (tensor data), engine: {a.get('engine')}"]

@@ -1,4 +1,6 @@
-"""transformers runtime (torch, CPU) for HF model folders.
+"""transformers runtime (torch) for HF model folders, on CUDA or Apple's MPS when present
+(``device_map``: loaded straight onto the accelerator), else the CPU
+(``SLIM_TORCH_DEVICE=cpu|cuda|mps`` chooses); the device is noted for the report.
 
 Loads plain safetensors folders and compressed-tensors folders (GPTQ, FP8,
 sparse... written by llm-compressor / auto-round): transformers decompresses
@@ -16,6 +18,7 @@ from typing import Sequence
 import numpy as np
 
 from slim.errors import SlimError
+from slim.steps.base import device_label, note_device, torch_device
 from slim.runtimes.base import Runtime, cut_at_stop, default_threads, log_softmax, token_limits
 
 # Tokens llama.cpp treats as end-of-generation when present in a vocabulary
@@ -71,21 +74,32 @@ class HFRuntime(Runtime):
             raise SlimError(f"cannot load the tokenizer of {self.path}: "
                             f"{str(e).splitlines()[0] if str(e) else type(e).__name__}",
                             "model_load_failed") from None
+        # CUDA (or MPS) when present: loaded straight onto it (device_map), not via host RAM
+        self.device = torch_device(torch)
         try:
             self.model = AutoModelForCausalLM.from_pretrained(
                 str(self.path), dtype=getattr(torch, dtype), trust_remote_code=trust_remote_code,
-                use_safetensors=None if allow_pickle else True)
+                use_safetensors=None if allow_pickle else True,
+                **({"device_map": self.device} if self.device != "cpu" else {}))
         except (OSError, ValueError, RuntimeError, KeyError, ImportError) as e:
             msg = str(e).splitlines()[0] if str(e) else type(e).__name__
             raise SlimError(f"transformers cannot load {self.path}: {msg}",
                             "model_load_failed") from None
         self.model.eval()
+        note_device(f"torch {device_label(torch, self.device)} {dtype}")
         cfg = self.model.config
         max_pos = getattr(cfg, "max_position_embeddings", None) or n_ctx or 2048
         self.n_ctx = int(min(n_ctx or max_pos, max_pos))
         self._vocab = int(self.model.get_output_embeddings().weight.shape[0]) \
             if self.model.get_output_embeddings() is not None else int(cfg.vocab_size)
         self._eog = self._find_eog()
+
+    def _sync(self) -> None:
+        if self.device.startswith("cuda"):
+            self._torch.cuda.synchronize()
+
+    def _tensor(self, rows):
+        return self._torch.tensor(rows, device=self.device)
 
     # -- tokens --------------------------------------------------------------
     @property
@@ -122,16 +136,16 @@ class HFRuntime(Runtime):
         torch = self._torch
         toks = self._check_window(tokens)
         with torch.inference_mode():
-            out = self.model(input_ids=torch.tensor([toks]), use_cache=False).logits[0]
-        return out.to(torch.float32).numpy()
+            out = self.model(input_ids=self._tensor([toks]), use_cache=False).logits[0]
+        return out.to(torch.float32).cpu().numpy()
 
     def logprobs(self, tokens: Sequence[int]) -> np.ndarray:
         torch = self._torch
         toks = self._check_window(tokens)
         with torch.inference_mode():
-            logits = self.model(input_ids=torch.tensor([toks]), use_cache=False).logits[0]
+            logits = self.model(input_ids=self._tensor([toks]), use_cache=False).logits[0]
         # the same float64 log-softmax as the llama.cpp runtime, on float32 logits
-        return log_softmax(logits.to(torch.float32).numpy())
+        return log_softmax(logits.to(torch.float32).cpu().numpy())
 
     # -- generation ----------------------------------------------------------
     @property
@@ -184,8 +198,8 @@ class HFRuntime(Runtime):
         torch = self._torch
         width = max(len(p) for p in prompts)
         pad = self._gen_config(1, ignore_eos).pad_token_id
-        ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts])
-        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
+        ids = self._tensor([[pad] * (width - len(p)) + p for p in prompts])
+        mask = self._tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
         kwargs = {"tokenizer": self.tokenizer} if stop else {}
         with torch.inference_mode():
             out = self.model.generate(input_ids=ids, attention_mask=mask,
@@ -196,11 +210,11 @@ class HFRuntime(Runtime):
     def decode_logprobs(self, prompt: Sequence[int], tokens: Sequence[int]) -> np.ndarray:
         torch = self._torch
         with torch.inference_mode():
-            out = self.model(input_ids=torch.tensor([self._check_prompt(prompt)]), use_cache=True)
+            out = self.model(input_ids=self._tensor([self._check_prompt(prompt)]), use_cache=True)
             for t in tokens:
-                out = self.model(input_ids=torch.tensor([[int(t)]]),
+                out = self.model(input_ids=self._tensor([[int(t)]]),
                                  past_key_values=out.past_key_values, use_cache=True)
-        x = out.logits[0, -1].to(torch.float64).numpy()
+        x = out.logits[0, -1].to(torch.float64).cpu().numpy()
         return x - np.logaddexp.reduce(x)
 
     def generate(self, prompt_tokens: Sequence[int], max_tokens: int,
@@ -242,13 +256,14 @@ class HFRuntime(Runtime):
         torch = self._torch
         with torch.inference_mode():
             t0 = time.perf_counter()
-            self.model(input_ids=torch.tensor([tokens]), use_cache=True, logits_to_keep=1)
+            self.model(input_ids=self._tensor([tokens]), use_cache=True, logits_to_keep=1)
+            self._sync()
             return time.perf_counter() - t0
 
     def _time_generation(self, tokens: list[int], n: int) -> float:
         torch = self._torch
         with torch.inference_mode():
-            out = self.model(input_ids=torch.tensor([tokens]), use_cache=True, logits_to_keep=1)
+            out = self.model(input_ids=self._tensor([tokens]), use_cache=True, logits_to_keep=1)
             past = out.past_key_values
             t = out.logits[0, -1].argmax().view(1, 1)
             t0 = time.perf_counter()
@@ -256,6 +271,7 @@ class HFRuntime(Runtime):
                 out = self.model(input_ids=t, past_key_values=past, use_cache=True)
                 past = out.past_key_values
                 t = out.logits[0, -1].argmax().view(1, 1)
+            self._sync()
             return time.perf_counter() - t0
 
     def close(self) -> None:

@@ -1,4 +1,5 @@
-"""llama.cpp runtime over llama-cpp-python 0.3.x (in process, CPU).
+"""llama.cpp runtime over llama-cpp-python 0.3.x (in process; every layer on the GPU when the
+installed build has a GPU backend, see :func:`gpu_layers`, else the CPU).
 
 The model is opened with ``logits_all=True`` so one ``eval`` over a window fills
 ``Llama.scores`` with the logits of every position (that is what ``logprobs``
@@ -33,6 +34,21 @@ def _close_all() -> None:  # llama.cpp frees badly from __del__ during interpret
         rt.close()
 
 
+def gpu_layers() -> int:
+    """Layers to offload: all (-1) when the installed llama-cpp-python was built with a GPU
+    backend (CUDA, Metal, ...; ``make setup-cuda``), none with the CPU-only PyPI build.
+    ``SLIM_LLAMA_GPU=off`` keeps llama.cpp on the CPU."""
+    import os
+
+    import llama_cpp
+    if os.environ.get("SLIM_LLAMA_GPU", "on").lower() in ("off", "0", "false", "no"):
+        return 0
+    try:
+        return -1 if llama_cpp.llama_supports_gpu_offload() else 0
+    except AttributeError:
+        return 0
+
+
 def check_gguf_file(path: str | Path) -> Path:
     """The path of a readable GGUF file, or SlimError naming the file."""
     p = Path(path)
@@ -63,6 +79,8 @@ class LlamaCppRuntime(Runtime):
         self.threads = default_threads(threads)
         self.seed = int(seed)
         self._lib = llama_cpp
+        llama_kwargs.setdefault("n_gpu_layers", gpu_layers())
+        self.gpu_layers = int(llama_kwargs["n_gpu_layers"])
         try:
             self._llm = llama_cpp.Llama(
                 model_path=str(self.path), n_ctx=self.n_ctx, n_batch=min(n_batch, self.n_ctx),
@@ -72,6 +90,8 @@ class LlamaCppRuntime(Runtime):
             raise SlimError(f"llama.cpp cannot load {self.path}: {e} (truncated or corrupt "
                             f"GGUF, or an architecture this llama.cpp build does not know)",
                             "corrupt_gguf") from None
+        from slim.steps.base import note_device
+        note_device("llama.cpp GPU offload" if self.gpu_layers else "llama.cpp cpu")
         self._n_vocab = int(self._llm.n_vocab())
         self._eog: frozenset[int] | None = None
         self._formatters: dict[bool, object] = {}

@@ -141,3 +141,37 @@ def memory_need(kind: str, params: dict | None, model: dict) -> dict:
 def kv_cache_bytes(model: dict, n_ctx: int = 2048) -> int:
     """llama.cpp's F16 KV cache for ``n_ctx`` tokens (K and V, every layer)."""
     return 2 * 2 * n_ctx * int(model.get("n_layers") or 0) * int(model.get("kv_dim") or 0)
+
+
+#: devices the running step process computed on ("cpu", "cuda:0 (NVIDIA H100)", "llama.cpp
+#: GPU offload", ...): runtimes and steps note them, the runner returns them, the report shows
+_DEVICES: list[str] = []
+
+
+def note_device(label: str) -> None:
+    if label not in _DEVICES:
+        _DEVICES.append(label)
+
+
+def devices_used() -> list[str]:
+    return list(_DEVICES)
+
+
+def torch_device(torch) -> str:
+    """The torch device a step computes on: ``SLIM_TORCH_DEVICE`` when set (cpu, cuda, mps),
+    else CUDA, then Apple's MPS, when present, else the CPU."""
+    want = os.environ.get("SLIM_TORCH_DEVICE", "auto").lower()
+    if want != "auto":
+        return want
+    if torch.cuda.is_available():
+        return "cuda"
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def device_label(torch, device: str) -> str:
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return f"cuda ({torch.cuda.get_device_name(0)})"
+    return device

@@ -50,6 +50,9 @@ def peak_memory() -> dict:
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
         out["peak_gpu_bytes"] = int(torch.cuda.max_memory_allocated())
+    base = sys.modules.get("slim.steps.base")
+    devices = base.devices_used() if base is not None else []
+    out["devices"] = devices or ["cpu"]
     return out
 
 

@@ -114,3 +114,18 @@ def test_fp32_folder_rewritten_as_float16(tmp_path):
     how = json.loads((out / "import.json").read_text())
     assert how["source_dtype"] == "float32" and how["dtype"] == "float16"
     assert "float16" in how["note"]
+
+
+@pytest.mark.slow
+def test_bf16_folder_full_build_report(tmp_path):
+    """A whole q4_k_m build from a bf16 folder: the report says the parent was referenced and
+    evaluated as a BF16 GGUF; the cache holds no second copy of the weights."""
+    from slim.build import run_build
+    src = _folder(tmp_path, "bfloat16")
+    cfg = compose(["model=hf", f"model.path={src}", "method=q4_k_m", "probes=quick",
+                   "calibration=small", "threads=1", f"paths.builds={tmp_path / 'builds'}"])
+    out = run_build(cfg, quiet=True)
+    r = json.loads((out / "report.json").read_text())
+    assert r["parent"]["gguf_type"] == "BF16"
+    assert r["parent"]["import"]["mode"] == "reference"
+    assert "referenced by digest" in (out / "report.md").read_text()
