@@ -176,3 +176,19 @@ def test_a_failed_build_shows_as_failed(tmp_path):
         st = c.get(f"/api/progress/tiny-x?after={t0 - 1}").json()
     assert st["state"] == "failed" and [s["state"] for s in st["steps"]] == ["failed"]
     assert st["steps"][0]["why"] == "step_failed"
+
+
+def test_pages_load_nothing_from_outside(studio_builds, tmp_path):
+    """No CDN: every script, stylesheet and image a page references is served by the studio."""
+    import re
+    name = sorted(reports(studio_builds))[0]
+    with client(studio_builds, allow_builds=True, tmp=tmp_path) as c:
+        slug = c.get("/api/builds").json()[0]["slug"]
+        for url in ["/", f"/parent/{slug}", f"/build/{name}/", "/sweep/2026-01-01_00-00-00/",
+                    f"/progress/{name}", "/new"]:
+            html = c.get(url).text
+            refs = re.findall(r'<(?:script|link|img)\b[^>]*?(?:src|href)="([^"]+)"', html)
+            assert refs, url
+            for ref in refs:
+                assert not re.match(r"^(https?:)?//", ref), (url, ref)
+                assert c.get(ref if ref.startswith("/") else url.rstrip("/") + "/" + ref).status_code == 200, (url, ref)
