@@ -143,6 +143,9 @@ def test_cli_refuses_a_missing_builds_folder_and_says_where_it_binds(tmp_path):
     r = subprocess.run([sys.executable, "-m", "slim.studio", "--builds", str(tmp_path / "nope")],
                        capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert r.returncode == 2 and "builds folder" in r.stderr and "not found" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "slim.studio", "--builds", str(tmp_path), "--port", "0"],
+                       capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert r.returncode == 2 and "--port 0 is not a port" in r.stderr
     from slim.studio.browser import StudioServer
     (tmp_path / "b").mkdir()
     with StudioServer(tmp_path / "b") as s:
