@@ -78,6 +78,31 @@ def save_random_folder(shape: dict, out: Path, dtype: str = "bfloat16", seed: in
     return out
 
 
+def f16_twin(bf16_folder: Path, out: Path) -> Path:
+    """The same weights cast bf16 -> f16 (exact for these N(0, 0.02) values but the few below
+    f16's normal range): the control for "a BF16 parent keeps Q4_K_M's KLD within noise"."""
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file, save_file
+    if (out / "config.json").is_file():
+        return out
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for f in bf16_folder.iterdir():
+        if f.name.endswith(".safetensors"):
+            t = {k: v.to(torch.float16) for k, v in load_file(f).items()}
+            save_file(t, tmp / f.name, metadata={"format": "pt"})
+        elif f.is_file():
+            shutil.copyfile(f, tmp / f.name)
+    cfg = json.loads((tmp / "config.json").read_text())
+    cfg["dtype"] = cfg["torch_dtype"] = "float16"
+    (tmp / "config.json").write_text(json.dumps(cfg, indent=2))
+    tmp.rename(out)
+    return out
+
+
 def tree_bytes(root: Path) -> int:
     """Bytes under ``root`` without following links (lstat)."""
     total = 0
@@ -149,7 +174,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", default="135m,0.5b,1b", help=f"of {', '.join(SHAPES)}")
     ap.add_argument("--hf", action="store_true", help="also the ~1B model as a bf16 HF folder")
-    ap.add_argument("--hf-only", action="store_true", help="only the bf16 HF folder build")
+    ap.add_argument("--hf-only", action="store_true", help="only the HF folder build(s)")
+    ap.add_argument("--hf-f16", action="store_true",
+                    help="also the same ~1B weights cast to an f16 folder (F16 parent: KLD control)")
     ap.add_argument("--work", default="/tmp/slim-scale")
     ap.add_argument("--json", default=None, help="append results here (one JSON per line)")
     ap.add_argument("--table", default=None, help="print the table of a --json file and exit")
@@ -164,6 +191,11 @@ def main() -> int:
         shape = SHAPES["1b"]
         folder = save_random_folder(shape, work / "hf-1b-bf16")
         jobs.append(("hf-1b-bf16", shape, "user's bf16 safetensors folder (model=hf)",
+                     ["model=hf", f"model.path={folder}"]))
+    if a.hf_f16:
+        folder = f16_twin(save_random_folder(SHAPES["1b"], work / "hf-1b-bf16"),
+                          work / "hf-1b-f16")
+        jobs.append(("hf-1b-f16", SHAPES["1b"], "the same weights as an f16 folder (model=hf)",
                      ["model=hf", f"model.path={folder}"]))
     if not a.hf_only:
         for size in [s for s in a.sizes.split(",") if s]:

@@ -183,6 +183,9 @@ def print_build_memory(cfg) -> None:
     print(f"\nbuilding it needs about {fmt_bytes(mem['ram'])} RAM at peak (step {mem['step']}: "
           f"{mem['why']}; {mem['params'] / 1e9:.2f}B parameters); this host has "
           f"{fmt_bytes(mem['available'])} available of {fmt_bytes(mem['total'])}: {verdict}")
+    top = sorted(mem["steps"], key=lambda r: -r["ram"])[:4]
+    print("  largest steps: " + ", ".join(f"{r['step']} {fmt_bytes(r['ram'])}" for r in top)
+          + " (per step kind: memory() in slim/steps/<kind>.py; measured: docs/scaling.md §8)")
     if mem["vram"]:
         print(f"  GPU memory at peak: {fmt_bytes(mem['vram'])}")
 

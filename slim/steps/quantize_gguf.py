@@ -191,12 +191,11 @@ def quantize(f16_path, out_path, p: Params, threads: int, imatrix_npz=None) -> N
 
 
 def memory(params, model: dict) -> dict:
-    """llama.cpp's quantizer maps the 16-bit GGUF (2 bytes/param) and writes the child;
-    per-tensor float32 work buffers are one tensor at a time."""
+    """llama.cpp's quantizer streams the 16-bit GGUF tensor by tensor (float32 work buffers
+    for one tensor at a time): measured 0.66 bytes/param of RSS at 1.07B."""
     from slim.steps.base import LIGHT_BASE
-    return {"ram": 2 * model["params"] + LIGHT_BASE,
-            "why": "the 16-bit GGUF, mapped while quantizing (2 bytes/param)"}
-
+    return {"ram": model["params"] + LIGHT_BASE,
+            "why": "one tensor at a time from the mapped 16-bit GGUF (≈1 byte/param)"}
 
 def run(ctx):
     from slim.signing.attest import files_sha256, parent_digest
