@@ -193,6 +193,33 @@ class LlamaCppRuntime(Runtime):
     def logprobs(self, tokens: Sequence[int]) -> np.ndarray:
         return log_softmax(self.logits(tokens))
 
+    def logits_rows(self, tokens: Sequence[int], start: int, stop: int) -> np.ndarray:
+        """Raw float32 logits of rows ``[start, stop)`` of one fresh evaluation of ``tokens`` (a copy).
+
+        Only those rows are requested from llama.cpp, so the LM head runs for them alone
+        and no ``[n_tokens, vocab]`` score array is filled (llama-perplexity computes only
+        the scored half of each window the same way). Windows longer than ``n_batch``
+        fall back to :meth:`logits`.
+        """
+        toks = self._check_window(tokens)
+        if not 0 <= start < stop <= len(toks):
+            raise ValueError(f"rows [{start}, {stop}) are outside a window of {len(toks)} tokens")
+        llm = self._llm
+        if len(toks) > llm.n_batch:
+            return np.array(self.logits(toks)[start:stop], dtype=np.float32)
+        self._scores_valid = False
+        llm.reset()
+        llm._ctx.kv_cache_seq_rm(-1, 0, -1)
+        b = llm._batch.batch
+        b.n_tokens = len(toks)
+        for i, t in enumerate(toks):   # filling the C batch struct; the math is in llama.cpp
+            b.token[i], b.pos[i], b.n_seq_id[i] = t, i, 1
+            b.seq_id[i][0] = 0
+            b.logits[i] = start <= i < stop
+        llm._ctx.decode(llm._batch)
+        ptr = self._lib.llama_get_logits(llm.ctx)
+        return np.ctypeslib.as_array(ptr, shape=(stop - start, self._n_vocab)).copy()
+
     # -- generation ----------------------------------------------------------
     def render_chat(self, messages: list[dict], add_generation_prompt: bool = True) -> str:
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter

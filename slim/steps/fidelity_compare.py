@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-VERSION = 2
+VERSION = 3
 LIBS = ("llama-cpp-python", "torch", "transformers", "numpy")
 
 
@@ -28,6 +28,8 @@ class Params:
 def _rows(rt, window, a: int, b: int):
     """Raw float32 logits of rows [a, b) of one window (a copy: runtimes reuse their buffers)."""
     import numpy as np
+    if hasattr(rt, "logits_rows"):
+        return rt.logits_rows(window, a, b)
     if hasattr(rt, "logits"):
         return np.array(rt.logits(window)[a:b], dtype=np.float32)
     return np.array(rt.logprobs(window)[a:b], dtype=np.float32)
