@@ -269,7 +269,7 @@ def _retention_floors(R: _Recorder, scores: Mapping[str, dict], floors: Any) -> 
             continue
         key, floor = hit
         used.add(key)
-        _flip_gate(R, "retention_floor", cat, float(floor), scores[cat], f"; floor from {key!r}")
+        _flip_gate(R, "retention_floor", cat, float(floor), scores[cat], f"; floor from `{key}`")
     for key in floors:
         if key not in used:
             R.add("retention_floor", float(floors[key]), "min", None, category=key,
