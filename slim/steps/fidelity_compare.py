@@ -23,6 +23,8 @@ class Params:
     runtime: str = "llama.cpp"
     model_file: str = ""
     parent_file: str = ""
+    # llama.cpp side: flash attention, as llama-perplexity runs by default (auto: on for CPU)
+    flash_attn: bool = True
 
 
 def _rows(rt, window, a: int, b: int):
@@ -42,7 +44,7 @@ def run(ctx):
     import numpy as np
 
     from slim.metrics.fidelity import scored_positions, summarise, window_stats
-    from slim.runtimes import open_runtime
+    from slim.runtimes import open_runtime, runtime_kind
 
     ref_dir = ctx.inputs["reference"]
     meta = json.loads((ref_dir / "reference.json").read_text())
@@ -54,8 +56,11 @@ def run(ctx):
     parent = ctx.inputs["parent"] / p.parent_file if p.parent_file else ctx.inputs["parent"]
     parts: dict[str, list] = {}
     secs = {"parent": 0.0, "child": 0.0, "stats": 0.0}
-    with open_runtime(str(parent), n_ctx=n_ctx, threads=ctx.threads) as prt, \
-            open_runtime(str(model), n_ctx=n_ctx, threads=ctx.threads) as rt:
+    def opened(path):
+        kw = {"flash_attn": True} if p.flash_attn and runtime_kind(path) == "llama.cpp" else {}
+        return open_runtime(str(path), n_ctx=n_ctx, threads=ctx.threads, **kw)
+
+    with opened(parent) as prt, opened(model) as rt:
         for c in ctx.progress(range(len(tokens)), desc=f"fidelity ({prt.name} parent, "
                                                         f"{rt.name} child)"):
             window = tokens[c].tolist()

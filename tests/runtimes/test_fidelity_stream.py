@@ -71,7 +71,8 @@ def test_fidelity_step_matches_full_vocabulary(tmp_path, tiny_hf, tiny_gguf, tin
     from slim.metrics.fidelity import scored_positions, token_stats
     ref = _windows(tmp_path, tiny_hf)
     mod, ctx = _ctx("fidelity_compare",
-                    {"runtime": "llama.cpp", "model_file": tiny_gguf.name, "parent_file": ""},
+                    {"runtime": "llama.cpp", "model_file": tiny_gguf.name, "parent_file": "",
+                     "flash_attn": False},   # as the independent runtimes below run
                     {"reference": ref, "parent": tiny_hf, "model": tiny_gguf.parent},
                     tmp_path / "fid")
     mod.run(ctx)
