@@ -202,7 +202,8 @@ class ObjectStore:
 
     # -- housekeeping -------------------------------------------------------
     def size(self, entry: Entry) -> int:
-        return sum(p.stat().st_size for p in iter_files(entry.path))
+        # lstat: a link to a user's file (a 16-bit folder imported by digest) is not the cache's
+        return sum(p.lstat().st_size for p in iter_files(entry.path))
 
     def stale_tmp(self, older_than_s: float = 3600) -> list[Path]:
         """``tmp/`` directories older than ``older_than_s`` whose key lock nobody holds: a

@@ -62,6 +62,7 @@ def test_bf16_folder_referenced_not_copied_and_bf16_gguf(tmp_path):
     # the cache holds config/tokenizer only for the import (no second copy of the weights)
     own = sum(os.lstat(p).st_size for p in imp.rglob("*") if not p.is_symlink())
     assert own < (src / "model.safetensors").stat().st_size / 4
+    assert ex.store.size(res["import_parent"].entry) < (src / "model.safetensors").stat().st_size / 4
     r = gguf.GGUFReader(res[art.step].entry.data / "model.gguf")
     types = {t.tensor_type.name for t in r.tensors if len(t.shape) == 2}
     assert types == {"BF16"}
