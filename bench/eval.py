@@ -34,6 +34,7 @@ Usage: python bench/eval.py [--only probes,fidelity,imatrix] [--batch-size 32] [
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import shutil
@@ -110,18 +111,42 @@ def find_tool(name: str) -> str | None:
     return shutil.which(name, path=os.pathsep.join(where + [os.environ.get("PATH", "")]))
 
 
-def run_tool(argv: list[str]) -> tuple[float, str]:
-    """Seconds and combined output of one llama.cpp tool run (its shared libs beside it)."""
+class Clock:
+    """Wall and CPU seconds (this process's and its finished children's, all threads): on a
+    shared box the wall time depends on the neighbours' load, the CPU time much less."""
+
+    def __init__(self):
+        self.wall = self.cpu = 0.0
+
+    def __enter__(self):
+        self._w, self._c = time.perf_counter(), self._cpu()
+        return self
+
+    def __exit__(self, *exc):
+        self.wall += time.perf_counter() - self._w
+        self.cpu += self._cpu() - self._c
+
+    @staticmethod
+    def _cpu() -> float:
+        import resource
+        me, ch = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        return me.ru_utime + me.ru_stime + ch.ru_utime + ch.ru_stime
+
+    def __str__(self):
+        return f"{self.wall:6.1f} s ({self.cpu:6.1f} s CPU)"
+
+
+def run_tool(argv: list[str], clock: Clock) -> str:
+    """Combined output of one llama.cpp tool run (its shared libs beside it), timed on clock."""
     env = dict(os.environ)
     env["LD_LIBRARY_PATH"] = os.pathsep.join(
         [str(Path(argv[0]).parent)] + [p for p in env.get("LD_LIBRARY_PATH", "").split(os.pathsep) if p])
-    t = time.perf_counter()
-    r = subprocess.run(argv, capture_output=True, text=True, env=env)
-    secs = time.perf_counter() - t
+    with clock:
+        r = subprocess.run(argv, capture_output=True, text=True, env=env)
     out = r.stdout + r.stderr
     if r.returncode != 0:
         raise RuntimeError(f"{Path(argv[0]).name} exited {r.returncode}: {out[-2000:]}")
-    return secs, out
+    return out
 
 
 def parse_kld(out: str) -> dict:
@@ -158,8 +183,8 @@ def fidelity_section(cfg, paths: dict, work: Path, rounds: int, noise_floor: boo
     corpus = resolve(fp.corpus)
     lp = find_tool("llama-perplexity")
     t = cfg.threads
-    ours = {"reference": 0.0, "compare": 0.0}
-    theirs = {"base": 0.0, "kld": 0.0}
+    ours = {"reference": Clock(), "compare": Clock()}
+    theirs = {"base": Clock(), "kld": Clock()}
     res_ours = res_theirs = None
     print(f"\nfidelity: {fp.chunks} × {fp.n_ctx} windows of {corpus.name}, threads={t}, "
           f"{rounds} round(s)")
@@ -171,37 +196,34 @@ def fidelity_section(cfg, paths: dict, work: Path, rounds: int, noise_floor: boo
                 mod, ctx = step_ctx("fidelity_reference", {"n_ctx": fp.n_ctx, "chunks": fp.chunks},
                                     {"tokenizer": paths["parent HF"], "corpus": corpus},
                                     d / "ref", t)
-                s = time.perf_counter()
-                mod.run(ctx)
-                ours["reference"] += time.perf_counter() - s
+                with ours["reference"]:
+                    mod.run(ctx)
                 mod, ctx = step_ctx("fidelity_compare",
                                     {"runtime": "llama.cpp", "model_file": paths["child"].name,
                                      "parent_file": paths["parent F16"].name},
                                     {"reference": d / "ref", "parent": paths["parent F16"].parent,
                                      "model": paths["child"].parent}, d / "fid", t)
-                s = time.perf_counter()
-                mod.run(ctx)
-                ours["compare"] += time.perf_counter() - s
+                with ours["compare"]:
+                    mod.run(ctx)
                 res_ours = json.loads((d / "fid" / "fidelity.json").read_text())
                 split = json.loads((d / "fid" / "timing.json").read_text())
                 ref_bytes, fid_bytes = folder_bytes(d / "ref"), folder_bytes(d / "fid")
             elif lp:
                 base = work / "base.kld"
                 common = ["-f", str(corpus), "-c", str(fp.n_ctx), "--chunks", str(fp.chunks),
-                          "-t", str(t), "-b", str(fp.n_ctx)]
-                s1, _ = run_tool([lp, "-m", str(paths["parent F16"]), *common,
-                                  "--kl-divergence-base", str(base)])
-                s2, out = run_tool([lp, "-m", str(paths["child"]), *common,
-                                    "--kl-divergence-base", str(base), "--kl-divergence"])
-                theirs["base"] += s1
-                theirs["kld"] += s2
+                          "-t", str(t)]   # its default batch (4 windows a decode), as users run it
+                run_tool([lp, "-m", str(paths["parent F16"]), *common,
+                          "--kl-divergence-base", str(base)], theirs["base"])
+                out = run_tool([lp, "-m", str(paths["child"]), *common,
+                                "--kl-divergence-base", str(base), "--kl-divergence"], theirs["kld"])
                 res_theirs = parse_kld(out)
                 base_bytes = base.stat().st_size
                 base.unlink()
-    o_tot = (ours["reference"] + ours["compare"]) / rounds
-    print(f"  slim   fidelity_reference {ours['reference'] / rounds:6.1f} s + fidelity_compare "
-          f"{ours['compare'] / rounds:6.1f} s (parent eval {split['parent']:.1f} s, child "
-          f"{split['child']:.1f} s, statistics {split['stats']:.1f} s) = {o_tot:6.1f} s; cache "
+    o_w = (ours["reference"].wall + ours["compare"].wall) / rounds
+    o_c = (ours["reference"].cpu + ours["compare"].cpu) / rounds
+    print(f"  slim   fidelity_reference {ours['reference']} + fidelity_compare {ours['compare']} "
+          f"over {rounds} round(s); last compare: parent eval {split['parent']:.1f} s, child "
+          f"{split['child']:.1f} s, statistics {split['stats']:.1f} s; cache "
           f"{ref_bytes / 1e6:.2f} MB (windows) + {fid_bytes / 1e6:.2f} MB per compared model")
     print(f"         KLD {res_ours['kld_mean']:.6f} ± {res_ours['kld_mean_stderr']:.6f}, PPL ratio "
           f"{res_ours['ppl_ratio']:.5f}, top-1 {100 * res_ours['top1_agreement']:.3f}%, "
@@ -210,15 +232,17 @@ def fidelity_section(cfg, paths: dict, work: Path, rounds: int, noise_floor: boo
         print("  llama-perplexity: skipped (not found on PATH or in $SLIM_LLAMA_TOOLS; build it from "
               "the pinned llama-cpp-python sdist: ../shared/REFERENCE.md)")
     else:
-        th_tot = (theirs["base"] + theirs["kld"]) / rounds
-        print(f"  llama-perplexity --kl-divergence-base {theirs['base'] / rounds:6.1f} s + "
-              f"--kl-divergence {theirs['kld'] / rounds:6.1f} s = {th_tot:6.1f} s; base file "
-              f"{base_bytes / 1e6:.1f} MB")
+        t_w = (theirs["base"].wall + theirs["kld"].wall) / rounds
+        t_c = (theirs["base"].cpu + theirs["kld"].cpu) / rounds
+        print(f"  llama-perplexity --kl-divergence-base {theirs['base']} + --kl-divergence "
+              f"{theirs['kld']} over {rounds} round(s); base file {base_bytes / 1e6:.1f} MB")
         print(f"         KLD {res_theirs['kld_mean']:.6f}, PPL ratio {res_theirs['ppl_ratio']:.5f}, "
               f"top-1 {100 * res_theirs['top1_agreement']:.3f}%, {res_theirs['chunks']:.0f} chunks")
-        print(f"  ratio slim / llama-perplexity: time {o_tot / th_tot:.3f} (parent + child, target "
-              f"<= 1.2); per extra child {ours['compare'] / theirs['kld']:.3f} (our step re-evaluates "
-              f"the parent; theirs reads its {base_bytes / 1e6:.0f} MB base file)")
+        print(f"  ratio slim / llama-perplexity, parent + child: time {o_w / t_w:.3f} wall, "
+              f"{o_c / t_c:.3f} CPU (target <= 1.2); per extra child (compare step vs "
+              f"--kl-divergence, which reads its {base_bytes / 1e6:.0f} MB base file instead of "
+              f"re-evaluating the parent): {ours['compare'].wall / theirs['kld'].wall:.3f} wall, "
+              f"{ours['compare'].cpu / theirs['kld'].cpu:.3f} CPU")
         for k, lab in (("kld_mean", "mean KLD"), ("ppl_ratio", "PPL ratio"),
                        ("top1_agreement", "top-1")):
             print(f"         {lab:9}: {res_ours[k] / res_theirs[k]:.4f} (target within 1%)")
@@ -270,6 +294,20 @@ def imatrix_from_gguf(path: Path, out_npz: Path) -> None:
     np.savez(out_npz, **arrays)
 
 
+@contextlib.contextmanager
+def c_stderr_to(path: Path):
+    """Send file descriptor 2 (what C libraries write) to ``path`` for the duration."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(path, "ab") as f:
+        os.dup2(f.fileno(), 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def kld_of(children: dict[str, Path], parent: Path, ref_dir: Path, threads: int) -> dict:
     """Mean KLD (and PPL ratio, top-1) of each child GGUF vs the parent on the fidelity windows,
     with one parent pass per window."""
@@ -313,10 +351,10 @@ def imatrix_section(cfg, paths: dict, work: Path, fp32: bool) -> None:
         d = work / name.replace(" ", "_")
         mod, ctx = step_ctx("imatrix", extra, {"calibration": cal, "model": paths["parent HF"],
                                                "f16": paths["parent F16"].parent}, d, t)
-        s = time.perf_counter()
-        mod.run(ctx)
-        mats[name] = (time.perf_counter() - s, d / "imatrix.npz")
-        print(f"  {name:16} {mats[name][0]:7.1f} s  (batch {ctx.params.batch_size}, LM head skipped)")
+        with Clock() as c:
+            mod.run(ctx)
+        mats[name] = (c, d / "imatrix.npz")
+        print(f"  {name:16} {c}  (batch {ctx.params.batch_size}, LM head skipped)")
     li = find_tool("llama-imatrix")
     if not li:
         print("  llama-imatrix: skipped (not found on PATH or in $SLIM_LLAMA_TOOLS; build it from "
@@ -325,23 +363,23 @@ def imatrix_section(cfg, paths: dict, work: Path, fp32: bool) -> None:
         tok = AutoTokenizer.from_pretrained(str(paths["parent HF"]))
         text = work / "calibration.txt"
         text.write_text("".join(tok.decode(w.tolist()) for w in tokens), encoding="utf-8")
-        s, out = run_tool([li, "-m", str(paths["parent F16"]), "-f", str(text), "-c", str(L),
-                           "--chunks", str(n), "-t", str(t), "-b", str(L), "-o",
-                           str(work / "llama-imatrix.gguf")])
-        m = re.search(r"tokenization took.*?\n", out)
+        c = Clock()
+        out = run_tool([li, "-m", str(paths["parent F16"]), "-f", str(text), "-c", str(L),
+                        "--chunks", str(n), "-t", str(t), "-o", str(work / "llama-imatrix.gguf")], c)
         imatrix_from_gguf(work / "llama-imatrix.gguf", work / "llama-imatrix.npz")
-        mats["llama-imatrix"] = (s, work / "llama-imatrix.npz")
+        mats["llama-imatrix"] = (c, work / "llama-imatrix.npz")
         ntok = re.search(r"computing over (\d+) chunks", out)
-        print(f"  {'llama-imatrix':16} {s:7.1f} s  (same text re-tokenized by llama.cpp; "
+        print(f"  {'llama-imatrix':16} {c}  (same text re-tokenized by llama.cpp; "
               f"{ntok.group(1) if ntok else '?'} chunks; computes its PPL too, its default)")
         for name in mats:
             if name != "llama-imatrix":
-                print(f"  time ratio {name} / llama-imatrix: {mats[name][0] / s:.3f} (target <= 1.0)")
-        del m
+                print(f"  time ratio {name} / llama-imatrix: {mats[name][0].wall / c.wall:.3f} wall, "
+                      f"{mats[name][0].cpu / c.cpu:.3f} CPU (target <= 1.0)")
     children = {}
     for name, (_, npz) in mats.items():
         out = work / f"q4km_{name.replace(' ', '_')}.gguf"
-        quantize(paths["parent F16"], out, QParams(type="Q4_K_M"), t, npz)
+        with c_stderr_to(work / "quantize.log"):   # llama.cpp's per-tensor fallback warnings
+            quantize(paths["parent F16"], out, QParams(type="Q4_K_M"), t, npz)
         children[name] = out
     res = kld_of(children, paths["parent F16"], windows(cfg, paths, work), t)
     for name, r in res.items():
