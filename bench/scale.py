@@ -170,6 +170,48 @@ def table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+P_8B = 8_030_261_248   # Llama-3-8B (conf/model/llama3_8b.yaml, untied)
+
+
+def extrapolate(results: list[dict], p_target: int = P_8B) -> str:
+    """Per step, peak RSS at ``p_target`` parameters: a line through the two largest builds of
+    the same source (fixed cost + bytes/param); a source built at one size only is paired with
+    the smallest build (the fixed cost of a step is the same whatever the source)."""
+    ok = [r for r in results if "steps" in r]
+    by_source: dict[str, list[dict]] = {}
+    for r in ok:
+        by_source.setdefault(r["source"], []).append(r)
+    lines = [f"\n### Extrapolated to {p_target / 1e9:.2f}B parameters\n",
+             "| source | step | peak RSS | how |", "|---|---|---:|---|"]
+    peak = {}
+    for source, rs in by_source.items():
+        rs = sorted(rs, key=lambda r: r["params"])[-2:]
+        if len(rs) == 1:   # one size of this source: pair it with the smallest build of any
+            small = min(ok, key=lambda r: r["params"])
+            rs = [small, rs[0]] if small["params"] < rs[0]["params"] else rs
+        steps = [s["id"] for s in rs[-1]["steps"] if s.get("peak_rss_bytes")]
+        for sid in steps:
+            pts = [(r["params"], next((s["peak_rss_bytes"] for s in r["steps"]
+                                       if s["id"] == sid and s.get("peak_rss_bytes")), None))
+                   for r in rs]
+            pts = [(p, m) for p, m in pts if m]
+            if len(pts) == 2 and pts[1][0] != pts[0][0]:
+                b = (pts[1][1] - pts[0][1]) / (pts[1][0] - pts[0][0])
+                a = pts[1][1] - b * pts[1][0]
+                est, how = a + b * p_target, f"{a / 2**30:.2f} GiB + {b:.2f} B/param"
+            else:
+                est, how = pts[-1][1] / pts[-1][0] * p_target, "bytes/param × params"
+            peak[source] = max(peak.get(source, (0, "")), (est, sid))
+            lines.append(f"| {source} | {sid} | {est / 2**30:.1f} GiB | {how} |")
+        cache = max(by_source[source], key=lambda r: r["params"])
+        lines.append(f"| {source} | **cache growth** | "
+                     f"{cache['cache_bytes'] / cache['params'] * p_target / 2**30:.1f} GiB | "
+                     f"{cache['cache_bytes'] / cache['params']:.2f} B/param |")
+    for source, (est, sid) in peak.items():
+        lines.append(f"\n{source}: peak {est / 2**30:.1f} GiB ({sid})")
+    return "\n".join(lines)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", default="135m,0.5b,1b", help=f"of {', '.join(SHAPES)}")
@@ -179,10 +221,14 @@ def main() -> int:
                     help="also the same ~1B weights cast to an f16 folder (F16 parent: KLD control)")
     ap.add_argument("--work", default="/tmp/slim-scale")
     ap.add_argument("--json", default=None, help="append results here (one JSON per line)")
-    ap.add_argument("--table", default=None, help="print the table of a --json file and exit")
+    ap.add_argument("--table", default=None,
+                    help="print the tables (and the 8B extrapolation) of --json file(s), a,b")
     a = ap.parse_args()
     if a.table:
-        print(table([json.loads(x) for x in Path(a.table).read_text().splitlines() if x.strip()]))
+        res = [json.loads(x) for f in a.table.split(",")
+               for x in Path(f).read_text().splitlines() if x.strip()]
+        print(table(res))
+        print(extrapolate(res))
         return 0
     work = Path(a.work)
     work.mkdir(parents=True, exist_ok=True)

@@ -314,11 +314,12 @@ def assemble_report(cfg, plan, resolved, staging: Path, seconds: float) -> dict:
         "speed_host": speed,
         "calibration": cal,
         "environment": {**environment(cfg.threads),
-                        "devices": sorted({d for r in resolved.values() for d in (r.devices or [])})},
+                        "devices": sorted({d for r in resolved.values()
+                                            for d in (getattr(r, "devices", None) or [])})},
         "steps": [{"id": r.step.id, "kind": r.step.kind, "key": r.key, "cached": r.cached,
                    "seconds": r.seconds, "peak_rss_bytes": r.peak_rss_bytes,
                    **({"peak_gpu_bytes": r.peak_gpu_bytes} if r.peak_gpu_bytes else {}),
-                   **({"devices": r.devices} if r.devices else {})}
+                   **({"devices": r.devices} if getattr(r, "devices", None) else {})}
                   for r in resolved.values()],
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "build_seconds": round(seconds, 2),
