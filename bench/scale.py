@@ -184,25 +184,35 @@ def extrapolate(results: list[dict], p_target: int = P_8B) -> str:
     lines = [f"\n### Extrapolated to {p_target / 1e9:.2f}B parameters\n",
              "| source | step | peak RSS | how |", "|---|---|---:|---|"]
     peak = {}
+    floor = min((s["peak_rss_bytes"] for r in ok for s in r["steps"]
+                 if s.get("kind") == "calibration_set" and s.get("peak_rss_bytes")),
+                default=0)   # a step process with transformers imported and no weights
     for source, rs in by_source.items():
-        rs = sorted(rs, key=lambda r: r["params"])[-2:]
-        if len(rs) == 1:   # one size of this source: pair it with the smallest build of any
-            small = min(ok, key=lambda r: r["params"])
-            rs = [small, rs[0]] if small["params"] < rs[0]["params"] else rs
-        steps = [s["id"] for s in rs[-1]["steps"] if s.get("peak_rss_bytes")]
-        for sid in steps:
-            pts = [(r["params"], next((s["peak_rss_bytes"] for s in r["steps"]
-                                       if s["id"] == sid and s.get("peak_rss_bytes")), None))
-                   for r in rs]
-            pts = [(p, m) for p, m in pts if m]
-            if len(pts) == 2 and pts[1][0] != pts[0][0]:
-                b = (pts[1][1] - pts[0][1]) / (pts[1][0] - pts[0][0])
-                a = pts[1][1] - b * pts[1][0]
-                est, how = a + b * p_target, f"{a / 2**30:.2f} GiB + {b:.2f} B/param"
-            else:
-                est, how = pts[-1][1] / pts[-1][0] * p_target, "bytes/param × params"
-            peak[source] = max(peak.get(source, (0, "")), (est, sid))
-            lines.append(f"| {source} | {sid} | {est / 2**30:.1f} GiB | {how} |")
+        big = max(rs, key=lambda r: r["params"])
+        for st in (s for s in big["steps"] if s.get("peak_rss_bytes")):
+            # a smaller build running the same step kind: of this source, else of any source
+            # (the same kind costs the same fixed memory whatever the source)
+            smaller = [r for r in sorted(rs, key=lambda r: r["params"]) if r is not big] or \
+                [r for r in sorted(ok, key=lambda r: r["params"]) if r["params"] < big["params"]]
+            pt = None
+            for r in reversed(smaller):
+                m = next((s for s in r["steps"] if s["id"] == st["id"]
+                          and s.get("kind") == st.get("kind") and s.get("peak_rss_bytes")), None)
+                if m is not None and r["params"] < big["params"]:
+                    pt = (r["params"], m["peak_rss_bytes"])
+                    break
+            if pt is not None:
+                b = (st["peak_rss_bytes"] - pt[1]) / (big["params"] - pt[0])
+                a = st["peak_rss_bytes"] - b * big["params"]
+                how = f"{a / 2**30:.2f} GiB + {b:.2f} B/param (line through two sizes)"
+            else:   # one size only: what is above the process floor grows with the weights
+                a = min(floor, st["peak_rss_bytes"])
+                b = (st["peak_rss_bytes"] - a) / big["params"]
+                how = f"{a / 2**30:.2f} GiB floor + {b:.2f} B/param (one size)"
+            b = max(b, 0.0)
+            est = a + b * p_target
+            peak[source] = max(peak.get(source, (0, "")), (est, st["id"]))
+            lines.append(f"| {source} | {st['id']} | {est / 2**30:.1f} GiB | {how} |")
         cache = max(by_source[source], key=lambda r: r["params"])
         lines.append(f"| {source} | **cache growth** | "
                      f"{cache['cache_bytes'] / cache['params'] * p_target / 2**30:.1f} GiB | "

@@ -105,10 +105,11 @@ class StepContext:
 
 
 # -- memory model -------------------------------------------------------------------------
-#: a step process's own footprint before any weights: Python with torch and transformers
-#: imported (measured ~0.6-0.9 GiB RSS), or without them
+#: a step process's own footprint before any weights: with torch and transformers' models
+#: imported, or only a tokenizer / llama.cpp (measured 0.55 GiB for calibration_set and
+#: fidelity_reference at every size, docs/scaling.md §8)
 TORCH_BASE = 1 << 30
-LIGHT_BASE = 384 << 20
+LIGHT_BASE = 640 << 20
 
 
 def memory_need(kind: str, params: dict | None, model: dict) -> dict:
