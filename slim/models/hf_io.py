@@ -18,6 +18,10 @@ safe when the user edits a file in place later:
 * the cache's own ``verify`` reads through the links and compares with the manifest, so a
   ``verify=true`` build notices a changed file too.
 
+On a cache shared by hosts, the links are absolute paths of the host that imported: every host
+must see the folder at that path (as ``model.path`` in a sweep already requires); a host that
+does not gets ``model_changed`` naming the missing file, never wrong weights.
+
 Hardlinks were rejected: they share the inode, so an in-place write (``open(path, 'wb')``, as
 ``save_pretrained``/``safetensors`` do) would silently change the cached bytes with no digest
 ever rechecked, and they fail across filesystems anyway.
