@@ -123,6 +123,9 @@ def run(ctx):
     args = {"scheme": p.scheme, "group_size": p.group_size, "sym": p.sym, "iters": p.iters,
             "nsamples": int(len(tokens)), "seqlen": seq, "batch_size": min(p.batch_size, len(tokens)),
             "seed": p.seed, "device_map": "cpu" if not torch.accelerator.is_available() else 0}
+    from slim.steps.base import note_device
+    where = "cpu" if args["device_map"] == "cpu" else torch.accelerator.current_accelerator()
+    note_device(f"torch {where} {p.compute_dtype}")
     if p.lr is not None:
         args["lr"] = p.lr
     work = ctx.out / "autoround-out"

@@ -278,6 +278,8 @@ def distill(student, teacher, tokenizer, tokens, p: Params, workdir, threads: in
             if bar is not None:
                 bar.update(1)
 
+    from slim.steps.base import note_device
+    note_device("torch cuda float32" if torch.cuda.is_available() else "torch cpu float32")
     cfg = GKDConfig(
         output_dir=str(workdir), report_to="none", save_strategy="no", eval_strategy="no",
         max_steps=p.max_steps, per_device_train_batch_size=p.batch_size,

@@ -210,6 +210,8 @@ def run(ctx):
     t0 = time.time()
     model = load_causal_lm(src, p.compute_dtype)
     model.eval()
+    from slim.steps.base import note_device
+    note_device(f"torch {next(model.parameters()).device.type} {p.compute_dtype}")
     tok = AutoTokenizer.from_pretrained(str(src))
     n_params = count_params(model)
     layers = linear_layers(model, p.targets, p.ignore)
