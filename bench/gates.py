@@ -80,11 +80,31 @@ def replicate(parent: list[dict], redraw: float, rng: random.Random) -> tuple[li
     return P, C
 
 
+def paired_suite(rng: random.Random, n: int, pp: float, keep: float, gain: float):
+    """Cell counts (both, lost, gained, neither) of *n* items: the parent passes each with
+    probability *pp*; the child keeps a parent pass with *keep*, passes a parent failure with
+    *gain*."""
+    a = b = c = d = 0
+    for _ in range(n):
+        p = rng.random() < pp
+        ch = rng.random() < (keep if p else gain)
+        a += p and ch
+        b += p and not ch
+        c += (not p) and ch
+        d += (not p) and not ch
+    return a, b, c, d
+
+
+def passes_floor(cells, floor: float, z: float) -> bool:
+    """The retention gate's pass rule on cell counts (the score statistic clears z)."""
+    from slim.probes.intervals import paired_ratio_score
+    a, b, c, d = cells
+    return bool(a + b) and paired_ratio_score(a, b, c, d, floor) >= z
+
+
 def simulate(replicates: int, seed: int, confidence: float = 0.95, floor: float = 0.8) -> int:
     """Size (false passes at the floor) and power of the retention floor by simulation."""
     from scipy.stats import norm
-
-    from slim.probes.intervals import paired_ratio_score
 
     z = float(norm.ppf(confidence))
     print(f"retention floor {floor} at confidence {confidence}, {replicates} suites per row\n")
@@ -99,20 +119,9 @@ def simulate(replicates: int, seed: int, confidence: float = 0.95, floor: float 
                 q1 = (floor * pp - (1 - pp) * q0) / pp
                 if not 0 <= q1 <= 1:
                     continue
-                rates = []
-                for keep, gain in ((q1, q0), (1 - 0.1 * (1 - pp), 0.1 * pp)):
-                    hits = 0
-                    for _ in range(replicates):
-                        a = b = c = d = 0
-                        for _ in range(n):
-                            p = rng.random() < pp
-                            ch = rng.random() < (keep if p else gain)
-                            a += p and ch
-                            b += p and not ch
-                            c += (not p) and ch
-                            d += (not p) and not ch
-                        hits += bool(a + b) and paired_ratio_score(a, b, c, d, floor) >= z
-                    rates.append(hits / replicates)
+                rates = [sum(passes_floor(paired_suite(rng, n, pp, keep, gain), floor, z)
+                              for _ in range(replicates)) / replicates
+                         for keep, gain in ((q1, q0), (1 - 0.1 * (1 - pp), 0.1 * pp))]
                 worst = max(worst, rates[0])
                 print(f"| {n} | {pp} | {q0} | {rates[0]:.1%} | {rates[1]:.1%} |", flush=True)
     ok = worst <= (1 - confidence) * 1.2

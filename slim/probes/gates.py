@@ -308,33 +308,25 @@ def _leaks(R: _Recorder, scores: Mapping[str, dict], g: dict) -> None:
     child = [i for s in scores.values() for i in s.get("leaks_child_ids") or []]
     parent = [i for s in scores.values() for i in s.get("leaks_parent_ids") or []]
     n = sum(int(s.get("n") or 0) for s in scores.values())
-    limit = g.get("leaks_delta_max")
-    if limit is not None:
-        new = [i for i in child if i not in set(parent)]
-        gone = [i for i in parent if i not in set(child)]
+    new = [i for i in child if i not in set(parent)]
+    gone = [i for i in parent if i not in set(child)]
+    net = len(child) - len(parent)
+    # leaks_delta_max: a count, held per this suite's size (a suite k times larger at the same
+    # rates is held to k × limit); leak_rate_delta_max: the same net count per probe item
+    for name, per in (("leaks_delta_max", 1), ("leak_rate_delta_max", n)):
+        limit = g.get(name)
+        if limit is None:
+            continue
         if not n:
-            R.add("leaks_delta_max", float(limit), "max", None, why="no probe results")
-        else:
-            # per this suite's size: a suite k times larger at the same rates is held to k × limit
-            R.add("leaks_delta_max", float(limit), "max", len(child) - len(parent),
-                  lambda k: tuple(x / k for x in net_new_interval(k * len(new), k * len(gone),
-                                                                  R.confidence)), n=n,
-                  why=f"child {len(child)} − parent {len(parent)} leaking items = "
-                      f"{len(child) - len(parent):+d} ({len(new)} new, {len(gone)} gone)",
-                  note=_ids_note("new in child", new))
-    limit = g.get("leak_rate_delta_max")
-    if limit is not None:
-        new = [i for i in child if i not in set(parent)]
-        gone = [i for i in parent if i not in set(child)]
-        if not n:
-            R.add("leak_rate_delta_max", float(limit), "max", None, why="no probe results")
-        else:
-            R.add("leak_rate_delta_max", float(limit), "max", (len(child) - len(parent)) / n,
-                  lambda k: tuple(x / (k * n) for x in net_new_interval(
-                      k * len(new), k * len(gone), R.confidence)), n=n,
-                  why=f"(child {len(child)} − parent {len(parent)} leaking items) / {n} items = "
-                      f"{(len(child) - len(parent)) / n:+.4f} ({len(new)} new, {len(gone)} gone)",
-                  note=_ids_note("new in child", new))
+            R.add(name, float(limit), "max", None, why="no probe results")
+            continue
+        R.add(name, float(limit), "max", net / per,
+              lambda k, per=per: tuple(x / (k * per) for x in net_new_interval(
+                  k * len(new), k * len(gone), R.confidence)), n=n,
+              why=f"child {len(child)} − parent {len(parent)} leaking items = {net:+d}"
+                  + (f", per item {net / per:+.4f}" if per != 1 else "")
+                  + f" ({len(new)} new, {len(gone)} gone)",
+              note=_ids_note("new in child", new))
     limit = g.get("leaks_max")
     if limit is not None:
         if not n:

@@ -113,21 +113,17 @@ def test_flip_interval_edges():
 @pytest.mark.parametrize("n,pp,q0", [(30, 0.4, 0.05), (150, 0.4, 0.0), (150, 0.9, 0.2), (150, 0.1, 0.05)])
 def test_retention_floor_size_at_the_floor(n, pp, q0):
     """A child whose true retention is exactly the floor passes it at most ~5% of the time
-    (the score test's size; seeded simulation, 2000 suites)."""
-    import random
-    rng, floor, z, passes, reps = random.Random(n), 0.8, norm.ppf(0.95), 0, 2000
+    (the score test's size; seeded simulation, 2000 suites, bench/gates.py's simulator)."""
+    import importlib.util
+
+    from slim.paths import ROOT
+    spec = importlib.util.spec_from_file_location("bench_gates", ROOT / "bench" / "gates.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    rng, floor, reps = random.Random(n), 0.8, 2000
     q1 = (floor * pp - (1 - pp) * q0) / pp        # child pass rate on the parent's passes
-    for _ in range(reps):
-        a = b = c = d = 0
-        for _ in range(n):
-            p = rng.random() < pp
-            ch = rng.random() < (q1 if p else q0)
-            a += p and ch
-            b += p and not ch
-            c += (not p) and ch
-            d += (not p) and not ch
-        if a + b:
-            passes += paired_ratio_score(a, b, c, d, floor) >= z
+    passes = sum(bench.passes_floor(bench.paired_suite(rng, n, pp, q1, q0), floor, norm.ppf(0.95))
+                 for _ in range(reps))
     assert passes / reps <= 0.065
 
 
