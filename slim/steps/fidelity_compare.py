@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-VERSION = 3
+VERSION = 4
 LIBS = ("llama-cpp-python", "torch", "transformers", "numpy")
 
 
