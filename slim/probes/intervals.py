@@ -107,7 +107,11 @@ def flip_retention_interval(parent_passed: float, to_fail: float, parent_failed:
     lo_r = 1e-9
     lo = 0.0 if at(lo_r, z) < 0 else brentq(lambda r: at(r, z), lo_r, hi_r, xtol=1e-9)
     hi = brentq(lambda r: at(r, -z), lo_r, hi_r, xtol=1e-9) if at(lo_r, -z) > 0 else 0.0
-    return (lo, hi)
+    # the pseudo-counts pull the interval toward 1: where they pull it past the observed
+    # retention (e.g. a child that kept none of the parent's passes), widen it to include it,
+    # which can only make a gate harder to decide, never easier
+    observed = (parent_passed - to_fail + to_pass) / parent_passed
+    return (min(lo, observed), max(hi, observed))
 
 
 def net_new_interval(new: float, gone: float, confidence: float) -> tuple[float, float]:

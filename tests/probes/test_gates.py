@@ -108,6 +108,9 @@ def test_flip_interval_edges():
     assert paired_ratio_score(47, 11, 7, 85, lo) == pytest.approx(norm.ppf(0.95), abs=1e-6)
     assert paired_ratio_score(47, 11, 7, 85, hi) == pytest.approx(-norm.ppf(0.95), abs=1e-6)
     assert lo < 54 / 58 < hi
+    # a child that kept nothing: the interval still contains the observed 0
+    lo, hi = flip_retention_interval(12, 12, 3, 0, 0.95)
+    assert lo == 0.0 < hi < 0.5
 
 
 @pytest.mark.parametrize("n,pp,q0", [(30, 0.4, 0.05), (150, 0.4, 0.0), (150, 0.9, 0.2), (150, 0.1, 0.05)])
