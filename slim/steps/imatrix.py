@@ -94,6 +94,33 @@ def _expert_hook(stats, mod, names):
     return mod.register_forward_pre_hook(hook, with_kwargs=True)
 
 
+def _load(src, dtype: str, load_causal_lm):
+    """The model for the forward: float32 for the exact path; for bf16 autocast, the linear
+    weights stay in the source's 16-bit dtype (autocast rounds them to bf16 per matmul, the
+    same values it rounded from a float32 copy) and every other parameter (embeddings, norms)
+    is float32, so the residual stream is float32 as before — 2 bytes per linear parameter
+    instead of 4."""
+    import json
+    from pathlib import Path
+
+    import torch
+    if dtype != "bfloat16":
+        return load_causal_lm(src, "float32")
+    cfg = json.loads((Path(src) / "config.json").read_text())
+    src_dtype = cfg.get("torch_dtype") or cfg.get("dtype")
+    if src_dtype not in ("float16", "bfloat16"):  # float32 weights: rounding them to 16 bits
+        return load_causal_lm(src, "float32")     # first would change the bf16 values
+    model = load_causal_lm(src, src_dtype)
+    for m in model.modules():
+        if not isinstance(m, torch.nn.Linear):
+            for p in m.parameters(recurse=False):
+                p.data = p.data.float()
+            for name, b in m.named_buffers(recurse=False):
+                if b is not None and b.is_floating_point():
+                    setattr(m, name, b.float())
+    return model
+
+
 def run(ctx):
     import json
 
@@ -108,7 +135,7 @@ def run(ctx):
     torch.set_num_threads(ctx.threads)
     tokens = np.load(ctx.inputs["calibration"] / "tokens.npy")
     src = ctx.inputs["model"] / ctx.params.subdir if ctx.params.subdir else ctx.inputs["model"]
-    model = load_causal_lm(src, "float32")
+    model = _load(src, ctx.params.dtype, load_causal_lm)
     model.eval()
     kv, tensors = read_gguf_header(ctx.inputs["f16"] / "model.gguf", keys=("general.architecture",))
     gguf_tensors = {t.name: t for t in tensors}

@@ -67,3 +67,40 @@ def test_imatrix_paths(tmp_path, tiny_hf, tiny_gguf):
     assert meta["dtype"] == "bfloat16" and set(bf16) == set(want)
     rel = np.concatenate([np.abs(bf16[g] / fp32[g] - 1) for g in want])
     assert np.median(rel) < 0.01 and rel.max() < 0.1, (np.median(rel), rel.max())
+
+
+def test_16bit_source_loads_16bit_linears_with_identical_imatrix(tmp_path, tiny_hf, tiny_gguf):
+    """A 16-bit source keeps its linear weights 16-bit in the bf16 path (half the memory of a
+    float32 copy) and gives bit-identical statistics: autocast rounds either copy to the same
+    bf16 values, and embeddings/norms are float32 in both."""
+    import shutil
+
+    import torch
+
+    from slim.models.hf_io import load_causal_lm, save_16bit
+    from slim.steps import imatrix
+
+    src16 = tmp_path / "hf16"
+    save_16bit(load_causal_lm(tiny_hf, "float32"), None, src16, "float16")
+    for f in tiny_hf.iterdir():
+        if f.name.startswith("tokenizer") or f.name == "special_tokens_map.json":
+            shutil.copy(f, src16 / f.name)
+    m = imatrix._load(src16, "bfloat16", load_causal_lm)
+    lin = [mod.weight.dtype for mod in m.modules() if isinstance(mod, torch.nn.Linear)]
+    other = [p.dtype for mod in m.modules() if not isinstance(mod, torch.nn.Linear)
+             for p in mod.parameters(recurse=False)]
+    assert set(lin) <= {torch.float16, torch.float32} and torch.float16 in lin
+    assert set(other) == {torch.float32}
+    rng = np.random.default_rng(1)
+    tokens = rng.integers(0, 2000, (4, 64)).astype(np.int32)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    new, _ = _run(tmp_path / "a", src16, tiny_gguf, tokens)
+    orig = imatrix._load
+    try:
+        imatrix._load = lambda s, d, load: load(s, "float32")
+        old, _ = _run(tmp_path / "b", src16, tiny_gguf, tokens)
+    finally:
+        imatrix._load = orig
+    assert set(new) == set(old)
+    assert all(np.array_equal(new[k], old[k]) for k in old)
