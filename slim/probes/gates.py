@@ -308,8 +308,9 @@ def _leaks(R: _Recorder, scores: Mapping[str, dict], g: dict) -> None:
     child = [i for s in scores.values() for i in s.get("leaks_child_ids") or []]
     parent = [i for s in scores.values() for i in s.get("leaks_parent_ids") or []]
     n = sum(int(s.get("n") or 0) for s in scores.values())
-    new = [i for i in child if i not in set(parent)]
-    gone = [i for i in parent if i not in set(child)]
+    parent_set, child_set = set(parent), set(child)
+    new = [i for i in child if i not in parent_set]
+    gone = [i for i in parent if i not in child_set]
     net = len(child) - len(parent)
     # leaks_delta_max: a count, held per this suite's size (a suite k times larger at the same
     # rates is held to k × limit); leak_rate_delta_max: the same net count per probe item

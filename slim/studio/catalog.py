@@ -128,10 +128,7 @@ class Catalog:
         return out
 
     def parent(self, slug: str) -> dict:
-        for p in self.parents():
-            if p["slug"] == slug:
-                return p
-        raise SlimError(f"no parent {slug!r} in {self.builds}")
+        return _one(self.parents(), "slug", slug, f"no parent {slug!r} in {self.builds}")
 
     def variant_row(self, entry: dict) -> dict:
         """One row of a parent's table, every number from the build's report.json."""
@@ -189,7 +186,13 @@ class Catalog:
         return out
 
     def sweep(self, sweep_id: str) -> dict:
-        for s in self.sweeps():
-            if s["id"] == sweep_id:
-                return s
-        raise SlimError(f"no sweep {sweep_id!r} in {self.builds / SWEEPS_DIR}")
+        return _one(self.sweeps(), "id", sweep_id,
+                    f"no sweep {sweep_id!r} in {self.builds / SWEEPS_DIR}")
+
+
+def _one(rows: list[dict], key: str, value: str, missing: str) -> dict:
+    """The row whose *key* is *value*, or a SlimError saying *missing*."""
+    for r in rows:
+        if r[key] == value:
+            return r
+    raise SlimError(missing)
