@@ -132,3 +132,16 @@ def decode_estimate(hw: Any, bytes_per_token: int) -> dict:
         "note": ("upper bound: memory bandwidth ÷ bytes read per generated token "
                  "(weights + KV at full context); real decode is slower"),
     }
+
+
+def weights_budget(hw: Any, arch: Any, headroom: float = 0.0) -> tuple[int, str]:
+    """(bytes, how): the largest weights file that :func:`fit_report` still says fits — usable ×
+    (1 − headroom) − KV cache at the tier's context − runtime overhead (method=fit's budget)."""
+    r = fit_report(hw, 0, arch, None, headroom)
+    limit = int(r["usable_bytes"] * (1.0 - float(headroom)))
+    b = limit - r["kv_cache_bytes"] - r["overhead_bytes"]
+    how = (f"{_get(hw, 'name', 'tier')}: usable {fmt_bytes(r['usable_bytes'])} × (1 − "
+           f"{float(headroom):g} headroom) − KV {fmt_bytes(r['kv_cache_bytes'])} "
+           f"({r['context_length']} ctx, {r['kv_cache_dtype']}) − overhead "
+           f"{fmt_bytes(r['overhead_bytes'])} = {fmt_bytes(b)}")
+    return b, how
