@@ -21,8 +21,9 @@ from slim.errors import SlimError
 from slim.hardware.arch import arch_from_gguf, arch_from_hf_config, normalize_arch
 
 __all__ = ["GGML_TYPES", "GGUF_FTYPES", "DENSE", "param_shapes", "estimate_weights", "n_experts",
-           "gguf_storage", "compressed_tensors_storage", "gguf_tensor_types",
-           "arch_from_hf_config", "arch_from_gguf", "normalize_arch"]
+           "gguf_storage", "compressed_tensors_storage", "onnx_storage", "gguf_tensor_types",
+           "arch_from_hf_config", "arch_from_gguf", "normalize_arch", "NEEDS_IMATRIX_TYPES",
+           "ftype_needs_imatrix"]
 
 #: ggml type -> (block size in elements, bytes per block); bits/weight = 8·bytes/block
 GGML_TYPES: dict[str, tuple[int, int]] = {
@@ -40,7 +41,14 @@ GGML_TYPES: dict[str, tuple[int, int]] = {
     "Q4_K": (256, 144),   # 4.5
     "IQ4_XS": (256, 136),  # 4.25
     "Q3_K": (256, 110),   # 3.4375
+    "IQ3_S": (256, 110),  # 3.4375
+    "IQ3_XXS": (256, 98),  # 3.0625
     "Q2_K": (256, 84),    # 2.625
+    "IQ2_S": (256, 82),   # 2.5625
+    "IQ2_XS": (256, 74),  # 2.3125
+    "IQ2_XXS": (256, 66),  # 2.0625
+    "IQ1_M": (256, 56),   # 1.75
+    "IQ1_S": (256, 50),   # 1.5625
 }
 
 #: llama.cpp file type -> default tensor type (llama_ftype_get_default_type)
@@ -52,7 +60,23 @@ GGUF_FTYPES: dict[str, str] = {
     "q4_k_m": "Q4_K", "q4_k_s": "Q4_K",
     "q3_k_l": "Q3_K", "q3_k_m": "Q3_K", "q3_k_s": "Q3_K",
     "q2_k": "Q2_K", "q2_k_s": "Q2_K",
+    "iq4_nl": "IQ4_NL", "iq4_xs": "IQ4_XS", "iq3_m": "IQ3_S", "iq3_xxs": "IQ3_XXS",
+    "iq2_m": "IQ2_S", "iq2_xs": "IQ2_XS",
 }
+
+#: ggml types llama.cpp will not write without an importance matrix
+#: (``tensor_requires_imatrix`` in src/llama-quant.cpp; token_embd/output are exempt)
+NEEDS_IMATRIX_TYPES = frozenset({"IQ3_XXS", "IQ2_XXS", "IQ2_XS", "IQ2_S", "IQ1_M", "IQ1_S"})
+#: llama.cpp file types whose tensor mixture is the "IQ2 family" branch of
+#: llama_tensor_get_type_impl (attn_v, ffn_down, attn_output, token_embd get their own types)
+_IQ2_FAMILY = ("iq2_xxs", "iq2_xs", "iq2_s", "iq2_m", "iq1_s", "iq1_m")
+
+
+def ftype_needs_imatrix(ftype: str) -> bool:
+    """True when llama.cpp refuses this file type without an importance matrix: its default
+    tensor type is one llama.cpp will not write without one (IQ1_*, IQ2_*, IQ3_XXS)."""
+    ft = str(ftype).lower()
+    return ft in GGUF_FTYPES and GGUF_FTYPES[ft] in NEEDS_IMATRIX_TYPES
 
 _LINEAR = ("attn_q", "attn_k", "attn_v", "attn_qkv", "attn_output", "ffn_gate", "ffn_up",
            "ffn_down", "ffn_gate_exps", "ffn_up_exps", "ffn_down_exps", "ffn_gate_shexp",
@@ -128,6 +152,8 @@ def _fallback(t: str, cols: int) -> str:
     if cols % GGML_TYPES[t][0] == 0:
         return t
     alt = {"Q2_K": "Q4_0", "Q3_K": "Q4_0", "Q4_K": "Q5_0", "Q5_K": "Q5_1", "Q6_K": "Q8_0",
+           "IQ1_S": "IQ4_NL", "IQ1_M": "IQ4_NL", "IQ2_XXS": "IQ4_NL", "IQ2_XS": "IQ4_NL",
+           "IQ2_S": "IQ4_NL", "IQ3_XXS": "IQ4_NL", "IQ3_S": "IQ4_NL",
            "IQ4_XS": "IQ4_NL"}.get(t, "F16")
     return alt if cols % GGML_TYPES[alt][0] == 0 else "F16"
 
@@ -153,7 +179,9 @@ def gguf_tensor_types(arch: Any, ftype: str, imatrix: bool = False) -> list[tupl
     quantized = default not in ("F32", "F16", "BF16")
     i_wv = i_down = 0
     out = []
-    for name, rows, cols in param_shapes(a):
+    shapes = param_shapes(a)
+    n_down = sum("ffn_down" in name for name, _, _ in shapes)
+    for name, rows, cols in shapes:
         if rows == 1 or "ffn_gate_inp" in name:   # norms (1-D) and MoE routers stay F32
             out.append((name, rows, cols, "F32"))
             continue
@@ -164,14 +192,41 @@ def gguf_tensor_types(arch: Any, ftype: str, imatrix: bool = False) -> list[tupl
         if name == "output.weight" or (tied and name == "token_embd.weight"):
             if cols % GGML_TYPES[t][0] != 0:
                 t = "Q8_0"
+            elif ft in _IQ2_FAMILY or ft == "iq3_xxs":
+                t = "Q5_K"
             elif t != "Q8_0":
                 t = "Q6_K"
         elif name == "token_embd.weight":
-            pass
+            if ft in ("iq2_xxs", "iq2_xs", "iq1_s", "iq1_m"):
+                t = "Q2_K"
+            elif ft in ("iq2_s", "iq2_m", "iq3_xxs"):
+                t = "IQ3_S"
+        elif ft in _IQ2_FAMILY:
+            iq2s = ft in ("iq2_s", "iq2_m")
+            if name.endswith("attn_v.weight") or name.endswith("attn_qkv.weight"):
+                t = "Q4_K" if n_gqa >= 4 or n_exp >= 4 else ("IQ3_S" if iq2s else "Q2_K")
+                i_wv += 1
+            elif name.endswith("attn_k.weight") and n_exp == 8:
+                t = "Q4_K"
+            elif "ffn_down" in name:
+                if i_down < n_down // 8:     # llama.cpp counts ffn_down tensors here, not layers
+                    t = "IQ3_S" if iq2s else "Q2_K"
+                i_down += 1
+            elif name.endswith("attn_output.weight"):
+                if n_exp == 8:
+                    t = "Q5_K"
+                elif ft in ("iq1_s", "iq1_m"):
+                    t = "IQ2_XXS"
+                elif iq2s:
+                    t = "IQ3_S"
         elif name.endswith("attn_v.weight") or name.endswith("attn_qkv.weight"):
             if ft == "q2_k":
                 t = "Q4_K" if n_gqa >= 4 else "Q3_K"
             elif ft == "q2_k_s" and n_gqa >= 4:
+                t = "Q4_K"
+            elif ft == "iq3_xxs":
+                t = "Q4_K" if n_gqa >= 4 else ("IQ3_XXS" if imatrix else "IQ3_S")
+            elif ft == "iq3_m":
                 t = "Q4_K"
             elif ft == "q3_k_m":
                 t = "Q5_K" if i_wv < 2 else "Q4_K"
@@ -181,6 +236,8 @@ def gguf_tensor_types(arch: Any, ftype: str, imatrix: bool = False) -> list[tupl
                 t = "Q6_K"
             elif ft == "q4_k_s" and i_wv < 4:
                 t = "Q5_K"
+            elif ft in ("iq4_nl", "iq4_xs") and n_gqa >= 4:
+                t = "Q5_K"
             if is_70b and t in ("Q3_K", "Q4_K"):
                 t = "Q5_K"
             if n_exp == 8:                  # llama.cpp: "bumping this to Q8_0 trades ~128MB"
@@ -188,6 +245,8 @@ def gguf_tensor_types(arch: Any, ftype: str, imatrix: bool = False) -> list[tupl
             i_wv += 1
         elif name.endswith("attn_k.weight") and n_exp == 8:
             t = "Q8_0"
+        elif (name.endswith("attn_k.weight") or name.endswith("attn_q.weight")) and ft == "iq3_xxs":
+            t = "IQ2_S"
         elif "ffn_down" in name:
             # llama.cpp's layer_info: MoE models take the layer from the tensor name
             i = int(name.split(".")[1]) if n_exp > 1 else i_down
@@ -196,6 +255,14 @@ def gguf_tensor_types(arch: Any, ftype: str, imatrix: bool = False) -> list[tupl
             elif ft == "q2_k_s":
                 if i < n_layer // 8:
                     t = "Q4_K"
+            elif ft == "iq3_xxs" and not imatrix:
+                t = "Q4_K" if i < n_layer // 8 else "Q3_K"
+            elif ft == "iq3_m":
+                if i < n_layer // 8 or (n_exp == 8 and _use_more_bits(i, n_layer)):
+                    t = "Q4_K"
+            elif ft in ("iq4_nl", "iq4_xs") and not imatrix:
+                if i < n_layer // 8:
+                    t = "Q5_K"
             elif ft == "q3_k_m":
                 t = "Q5_K" if i < n_layer // 16 else "Q4_K"
             elif ft == "q3_k_l":
@@ -212,9 +279,11 @@ def gguf_tensor_types(arch: Any, ftype: str, imatrix: bool = False) -> list[tupl
             i_down += 1
         elif name.endswith("attn_output.weight"):
             if n_exp == 8:
-                t = "Q5_K" if ft in ("q2_k", "q3_k_s", "q3_k_m", "q4_k_s", "q4_k_m") else t
+                t = "Q5_K" if ft in ("q2_k", "q3_k_s", "q3_k_m", "q4_k_s", "q4_k_m", "iq3_xxs",
+                                     "iq3_m", "iq4_nl", "iq4_xs") else t
             else:
-                t = {"q2_k": "Q3_K", "q3_k_m": "Q4_K", "q3_k_l": "Q5_K"}.get(ft, t)
+                t = {"q2_k": "Q3_K", "q3_k_m": "Q4_K", "q3_k_l": "Q5_K", "iq3_xxs": "IQ3_S",
+                     "iq3_m": "Q4_K"}.get(ft, t)
         out.append((name, rows, cols, _fallback(t, cols)))
     return out
 
@@ -274,6 +343,42 @@ def compressed_tensors_storage(scheme: str, group_size: int | None = None,
     return {"format": "compressed-tensors", "scheme": scheme, "linear": linear}
 
 
+def onnx_storage(precision: str, block_size: int = 32, io_dtype: str = "fp32") -> dict:
+    """Storage of an onnxruntime-genai builder export (what its graph holds, checked against
+    exports of tiny and SmolLM2 models): int4/int8 ``MatMulNBits`` for every decoder linear
+    layer and the lm_head, K padded to the block, one ``io_dtype`` scale per block (symmetric:
+    no zero points); a tied int4 embedding is the lm_head's own tensor (GatherBlockQuantized),
+    a tied int8 one is a separate ``io_dtype`` table (Gather has no int8 form); fp32/fp16/bf16
+    store everything in that dtype, a tied embedding once."""
+    return {"format": "onnx", "precision": str(precision), "block": int(block_size),
+            "io_dtype": str(io_dtype)}
+
+
+_IO_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}
+
+
+def _onnx_rows(a: dict, storage: dict) -> list[tuple[str, int, int, str, int]]:
+    prec, io = storage["precision"], storage.get("io_dtype", "fp32")
+    io_b = _IO_BYTES.get(io, 4)
+    bits = {"int4": 4, "int8": 8}.get(prec)
+    blk = int(storage.get("block", 32))
+    tied = a["tie_word_embeddings"]
+    rows = []
+    for name, r, c in param_shapes(a):
+        is_head = name == "output.weight" or (tied and name == "token_embd.weight")
+        linear = is_head or any(name.endswith(f"{k}.weight") for k in _LINEAR)
+        if bits and linear:
+            n_blocks = math.ceil(c / blk)
+            nbytes = r * n_blocks * blk * bits // 8 + r * n_blocks * io_b
+            rows.append((name, r, c, f"int{bits}_b{blk}", nbytes))
+            if tied and name == "token_embd.weight" and bits == 8:   # the Gather table
+                rows.append(("token_embd.gather", r, c, io, io_b * r * c))
+        else:
+            b = _IO_BYTES.get(prec, io_b)
+            rows.append((name, r, c, prec if prec in _IO_BYTES else io, b * r * c))
+    return rows
+
+
 #: the parent's dtype, unquantized: what pruning, noise and distillation stages write
 DENSE: dict = {"format": "safetensors", "linear": {"bits": 16}}
 
@@ -331,6 +436,9 @@ def estimate_weights(arch: Any, storage: dict) -> dict:
         rows = [(n, r, c, t, _type_bytes(t, r, c))
                 for n, r, c, t in gguf_tensor_types(arch, ft, bool(storage.get("imatrix")))]
         return _summarize(ft, "gguf", rows)
+    if fmt == "onnx":
+        rows = _onnx_rows(normalize_arch(arch), storage)
+        return _summarize(f"onnx {storage['precision']}", "onnx", rows)
     lin = storage.get("linear") or {"bits": 16}
     a = normalize_arch(arch)
     linear_names = _LINEAR + (("output",) if lin.get("lm_head") else ())

@@ -17,12 +17,11 @@ from typing import Optional
 VERSION = 2
 LIBS = ("llama-cpp-python", "llama.cpp-toolchain", "numpy")
 
-#: quant type name -> llama_ftype value (llama.h)
+#: quant type name -> llama_ftype value (llama.h; ``llama_cpp.LLAMA_FTYPE_MOSTLY_<name>``)
 FTYPES = {"Q4_0": 2, "Q4_1": 3, "Q8_0": 7, "Q5_0": 8, "Q5_1": 9, "Q2_K": 10, "Q3_K_S": 11,
           "Q3_K_M": 12, "Q3_K_L": 13, "Q4_K_S": 14, "Q4_K_M": 15, "Q5_K_S": 16, "Q5_K_M": 17,
-          "Q6_K": 18, "IQ4_NL": 25, "IQ4_XS": 30, "F16": 1, "BF16": 32}
-#: these types are unusable without an importance matrix in llama.cpp
-NEEDS_IMATRIX = {"IQ2_XXS", "IQ2_XS", "IQ1_S", "IQ1_M"}
+          "Q6_K": 18, "IQ2_XS": 20, "IQ3_XXS": 23, "IQ4_NL": 25, "IQ3_M": 27, "IQ2_M": 29,
+          "IQ4_XS": 30, "F16": 1, "BF16": 32}
 
 
 @dataclass
@@ -37,9 +36,13 @@ class Params:
     def validate(self):
         import gguf
         errs = []
+        from slim.hardware.estimate import ftype_needs_imatrix
         if self.type not in FTYPES:
             errs.append(("type", f"unknown GGUF quant type {self.type!r}; known: "
                                  f"{', '.join(sorted(FTYPES))}"))
+        elif not self.imatrix and ftype_needs_imatrix(self.type):
+            errs.append(("imatrix", f"llama.cpp cannot write {self.type} without an importance "
+                                    f"matrix (its {self.type} tensors need one); set imatrix: true"))
         for pat, t in (self.tensor_types or {}).items():
             if t not in gguf.GGMLQuantizationType.__members__:
                 errs.append((f"tensor_types.{pat}", f"unknown ggml type {t!r}"))
