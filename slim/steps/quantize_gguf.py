@@ -208,6 +208,10 @@ def run(ctx):
     if "parent" in ctx.inputs:
         p.lineage = {**p.lineage,
                      "slim.parent.digest": parent_digest(files_sha256(ctx.inputs["parent"]))}
+    if "allocation" in ctx.inputs:   # method=fit: one exact ^name$ pattern per tensor
+        import json
+        alloc = json.loads((ctx.inputs["allocation"] / "allocation.json").read_text())
+        p.tensor_types = {**alloc["tensor_types"], **(p.tensor_types or {})}
     out = ctx.out / "model.gguf"
     im = ctx.inputs["imatrix"] / "imatrix.npz" if "imatrix" in ctx.inputs else None
     with stderr_to_stdout():  # llama.cpp's C-level chatter: the step's log
