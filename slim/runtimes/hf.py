@@ -5,7 +5,11 @@
 Loads plain safetensors folders and compressed-tensors folders (GPTQ, FP8,
 sparse... written by llm-compressor / auto-round): transformers decompresses
 those itself when ``compressed-tensors`` is installed. Evaluation runs in
-float32 by default (``dtype`` selects another). Pickle weights are refused
+float32 by default (``dtype`` selects another); a 16-bit safetensors folder is not copied to
+float32 for it: its weights stay in their bf16/fp16 dtype and each module is widened to float32
+only while it computes (:mod:`slim.models.upcast`; the same numbers as a float32 copy, at 2
+instead of 4 bytes per parameter). Quantized (compressed-tensors) folders still decompress
+into ``dtype``: decompressing into 16 bits would round q*scale. Pickle weights are refused
 unless ``allow_pickle=True``; remote code is never run unless
 ``trust_remote_code=True``.
 """
@@ -76,9 +80,13 @@ class HFRuntime(Runtime):
                             "model_load_failed") from None
         # CUDA (or MPS) when present: loaded straight onto it (device_map), not via host RAM
         self.device = torch_device(torch)
+        from slim.models.hf_io import source_dtype
+        from slim.models.upcast import storage_dtype
+        self.storage_dtype = storage_dtype(source_dtype(self.path), dtype)
         try:
             self.model = AutoModelForCausalLM.from_pretrained(
-                str(self.path), dtype=getattr(torch, dtype), trust_remote_code=trust_remote_code,
+                str(self.path), dtype=getattr(torch, self.storage_dtype),
+                trust_remote_code=trust_remote_code,
                 use_safetensors=None if allow_pickle else True,
                 **({"device_map": self.device} if self.device != "cpu" else {}))
         except (OSError, ValueError, RuntimeError, KeyError, ImportError) as e:
@@ -86,7 +94,12 @@ class HFRuntime(Runtime):
             raise SlimError(f"transformers cannot load {self.path}: {msg}",
                             "model_load_failed") from None
         self.model.eval()
-        note_device(f"torch {device_label(torch, self.device)} {dtype}")
+        self._upcast = None
+        if self.storage_dtype != dtype:
+            from slim.models.upcast import Float32Compute
+            self._upcast = Float32Compute(self.model, getattr(torch, dtype))
+        note_device(f"torch {device_label(torch, self.device)} {dtype}"
+                    + (f" (weights {self.storage_dtype})" if self._upcast else ""))
         cfg = self.model.config
         max_pos = getattr(cfg, "max_position_embeddings", None) or n_ctx or 2048
         self.n_ctx = int(min(n_ctx or max_pos, max_pos))
