@@ -1,8 +1,9 @@
 """Evaluation steps of a plan: fidelity, probes, lm-eval and host speed.
 
 Parent and child are measured by the same runtime: a GGUF child against the
-parent's F16 GGUF in llama.cpp; an HF-format child against the parent HF folder
-in transformers. The parent's results are separate steps whose keys do not
+parent's F16 GGUF in llama.cpp; an ONNX child against the parent's fp32 ONNX export in
+onnxruntime-genai; an HF-format child against the parent HF folder in transformers.
+The parent's results are separate steps whose keys do not
 depend on the child, so every child of a parent reuses them from the cache.
 """
 from __future__ import annotations
@@ -14,7 +15,25 @@ from slim.paths import resolve
 from slim.steps.base import Step
 
 RUNTIME = {"gguf": "llama.cpp", "hf": "transformers", "compressed-tensors": "transformers",
-           "safetensors": "transformers"}
+           "safetensors": "transformers", "onnx": "onnxruntime-genai"}
+
+
+def _gguf_parent(planner, parent):
+    return planner.gguf_f16(parent)
+
+
+def _onnx_parent(planner, parent):
+    from slim.steps.base import Artifact
+    from slim.steps.export_onnx import reference_step
+    return Artifact(reference_step(planner, parent), "onnx", "model")
+
+
+#: runtime -> the parent as that runtime runs it, where that is not the HF folder itself: the
+#: F16 GGUF for llama.cpp, the fp32 ONNX export for onnxruntime-genai. The child is compared
+#: with it, and a noise-floor step measures it against the HF parent in torch.
+SAME_RUNTIME_PARENT = {"llama.cpp": _gguf_parent, "onnxruntime-genai": _onnx_parent}
+NOISE_FLOOR_DESC = {"llama.cpp": "F16 GGUF in llama.cpp vs HF parent in torch",
+                    "onnxruntime-genai": "fp32 ONNX in onnxruntime-genai vs HF parent in torch"}
 
 
 def host_id() -> dict:
@@ -44,7 +63,8 @@ def plan_evaluation(planner, plan) -> None:
     pr = cfg.probes
     child = plan.artifact
     runtime = RUNTIME[child.format]
-    parent_same = planner.gguf_f16(plan.parent) if runtime == "llama.cpp" else plan.parent
+    same = SAME_RUNTIME_PARENT.get(runtime)
+    parent_same = same(planner, plan.parent) if same else plan.parent
     models = {"parent": parent_same, "child": child}
     for role, art in plan.baselines.items():
         if RUNTIME[art.format] != runtime:
@@ -68,13 +88,14 @@ def plan_evaluation(planner, plan) -> None:
                  "parent_file": parent_same.file},
                 deps={"reference": ref, "parent": parent_same.step, "model": models[role].step},
                 desc=f"{role} vs parent: PPL, KLD, top-1 ({runtime})"))
-        if runtime == "llama.cpp":
-            # cross-runtime noise floor: torch on the HF parent vs llama.cpp on its F16 GGUF
+        if parent_same is not plan.parent:
+            # cross-runtime noise floor: torch on the HF parent vs the child's runtime on the
+            # parent as that runtime runs it (F16 GGUF, fp32 ONNX)
             plan.evals["noise_floor"] = planner.add(Step(
                 "fidelity:noise_floor", "fidelity_compare",
-                {"runtime": "llama.cpp", "model_file": parent_same.file, "parent_file": ""},
+                {"runtime": runtime, "model_file": parent_same.file, "parent_file": ""},
                 deps={"reference": ref, "parent": plan.parent.step, "model": parent_same.step},
-                desc="F16 GGUF in llama.cpp vs HF parent in torch"))
+                desc=NOISE_FLOOR_DESC[runtime]))
 
     categories = probe_categories(pr)
     if categories:

@@ -82,11 +82,19 @@ def toposort(steps: dict[str, Step]) -> list[Step]:
 
 
 def full_params(step: Step) -> dict:
-    """Params with the step's defaults filled in, so a changed default changes the key."""
+    """Params with the step's defaults filled in, so a changed default changes the key.
+
+    A field declared with ``metadata={"key": "when_set"}`` (a param added to an existing step)
+    is in the key only when it differs from its default, so the keys of every step that does
+    not use it stay those from before the field existed."""
     P = getattr(step_module(step.kind), "Params", None)
     if P is None:
         return dict(step.params)
-    return dataclasses.asdict(P(**step.params))
+    out = dataclasses.asdict(P(**step.params))
+    for f in dataclasses.fields(P):
+        if f.metadata.get("key") == "when_set" and out.get(f.name) == f.default:
+            del out[f.name]
+    return out
 
 
 class Executor:
@@ -115,8 +123,12 @@ class Executor:
                 if not Path(path).exists():
                     raise SlimError(f"input file for step {step.id} not found: {path}")
                 inputs[name] = f"file:{self.store.memo.tree_digest(path)}"
+            libs = tuple(getattr(mod, "LIBS", ()))
+            extra = getattr(mod, "extra_libs", None)   # libraries only some params use
+            if extra is not None:
+                libs += tuple(extra(step.params))
             key, material = step_key(step.kind, mod.VERSION, full_params(step), inputs,
-                                     lib_versions(getattr(mod, "LIBS", ())))
+                                     lib_versions(libs))
             entry = self.store.get(key)
             if entry is not None:
                 why = ["cached"]

@@ -372,7 +372,7 @@ def _onnx_rows(a: dict, storage: dict) -> list[tuple[str, int, int, str, int]]:
             nbytes = r * n_blocks * blk * bits // 8 + r * n_blocks * io_b
             rows.append((name, r, c, f"int{bits}_b{blk}", nbytes))
             if tied and name == "token_embd.weight" and bits == 8:   # the Gather table
-                rows.append(("token_embd.gather", r, c, io, io_b * r * c))
+                rows.append(("token_embd.gather", 0, c, io, io_b * r * c))  # no new params
         else:
             b = _IO_BYTES.get(prec, io_b)
             rows.append((name, r, c, prec if prec in _IO_BYTES else io, b * r * c))

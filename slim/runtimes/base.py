@@ -242,11 +242,14 @@ class Runtime(abc.ABC):
 
 
 def runtime_kind(path: str | Path) -> str:
-    """'llama.cpp' for a GGUF file, 'transformers' for an HF folder; SlimError otherwise."""
+    """'llama.cpp' for a GGUF file, 'transformers' for an HF folder, 'onnxruntime-genai' for a
+    folder with genai_config.json; SlimError otherwise."""
     p = Path(path)
     if not p.exists():
         raise SlimError(f"model file {p} does not exist", "model_missing")
     if p.is_dir():
+        if (p / "genai_config.json").is_file():   # an onnxruntime-genai builder folder
+            return "onnxruntime-genai"
         if (p / "config.json").is_file():
             return "transformers"
         ggufs = sorted(p.glob("*.gguf"))

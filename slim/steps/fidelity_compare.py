@@ -27,6 +27,13 @@ class Params:
     flash_attn: bool = True
 
 
+def extra_libs(params: dict) -> tuple:
+    """Libraries of the runtime a model runs in beyond LIBS (onnxruntime-genai for an ONNX
+    model), in the key only when that runtime is used: other keys are unchanged."""
+    from slim.runtimes import RUNTIME_LIBS
+    return RUNTIME_LIBS.get(params.get("runtime"), ())
+
+
 def _rows(rt, window, a: int, b: int):
     """Raw float32 logits of rows [a, b) of one window (a copy: runtimes reuse their buffers)."""
     import numpy as np

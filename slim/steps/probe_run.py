@@ -31,6 +31,13 @@ class Params:
         return []
 
 
+def extra_libs(params: dict) -> tuple:
+    """Libraries of the runtime a model runs in beyond LIBS (onnxruntime-genai for an ONNX
+    model), in the key only when that runtime is used: other keys are unchanged."""
+    from slim.runtimes import RUNTIME_LIBS
+    return RUNTIME_LIBS.get(params.get("runtime"), ())
+
+
 
 def memory(params, model: dict) -> dict:
     """The model it answers with: at most the parent's 16-bit weights (a child is smaller),
@@ -41,6 +48,10 @@ def memory(params, model: dict) -> dict:
         return {"ram": 4 * model["params"] + TORCH_BASE,
                 "why": "the model in transformers, float32 (4 bytes/param)"}
     kv = kv_cache_bytes(model, 2048)
+    if params.runtime == "onnxruntime-genai":   # the parent's fp32 export is the largest
+        return {"ram": 4 * model["params"] + 2 * kv + LIGHT_BASE,
+                "why": "the ONNX model in onnxruntime-genai (≤ 4 bytes/param, fp32 parent "
+                       "export) and its float32 KV cache"}
     return {"ram": 2 * model["params"] + kv + LIGHT_BASE,
             "why": "the GGUF in llama.cpp (≤ 2 bytes/param) and its KV cache"}
 

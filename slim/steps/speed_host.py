@@ -17,12 +17,22 @@ class Params:
     threads: int = 0          # the build's thread count: speed depends on it, so it is keyed
 
 
+def extra_libs(params: dict) -> tuple:
+    """Libraries of the runtime a model runs in beyond LIBS (onnxruntime-genai for an ONNX
+    model), in the key only when that runtime is used: other keys are unchanged."""
+    from slim.runtimes import RUNTIME_LIBS
+    return RUNTIME_LIBS.get(params.get("runtime"), ())
+
+
 
 def memory(params, model: dict) -> dict:
     from slim.steps.base import LIGHT_BASE, TORCH_BASE
     if params.runtime == "transformers":
         return {"ram": 4 * model["params"] + TORCH_BASE,
                 "why": "the model in transformers, float32 (4 bytes/param)"}
+    if params.runtime == "onnxruntime-genai":
+        return {"ram": 4 * model["params"] + LIGHT_BASE,
+                "why": "the ONNX model in onnxruntime-genai (≤ 4 bytes/param)"}
     return {"ram": 2 * model["params"] + LIGHT_BASE,
             "why": "the GGUF in llama.cpp (≤ 2 bytes/param)"}
 

@@ -33,7 +33,7 @@ def test_tier_loads_and_is_sane(f):
     assert hw.bandwidth_gbs > 0 and hw.context_length >= 512
     assert CAPS <= set(hw.capabilities)
     assert all(isinstance(v, bool) for v in hw.capabilities.values())
-    assert hw.formats and set(hw.formats) <= {"gguf", "compressed-tensors", "safetensors", "mlx"}
+    assert hw.formats and set(hw.formats) <= {"gguf", "compressed-tensors", "safetensors", "mlx", "onnx"}
     assert not set(hw.formats) & set(hw.emulates)
     assert hw.sources and all(s.startswith("https://") for s in hw.sources)
     assert "#" in f.read_text()  # citations as comments too
@@ -62,7 +62,8 @@ def test_spot_values():
     assert t["rtx4090_24gb"].compute_capability == 8.9 and t["rtx4090_24gb"].capabilities.fp8
     assert t["h100_80gb"].bandwidth_gbs == 3350 and t["h100_80gb"].compute_capability == 9.0
     assert t["jetson_orin_8gb"].compute_capability == 8.7 and t["jetson_orin_8gb"].bandwidth_gbs == 68
-    assert t["edge4gb"].formats == ["gguf"] and t["edge4gb"].backend == "cpu"
+    assert t["edge4gb"].formats == ["gguf", "onnx"] and t["edge4gb"].backend == "cpu"
+    assert t["edge4gb"].capabilities.onnx_ep_cpu and not t["h100_80gb"].capabilities.onnx_ep_cpu
     assert 40 <= t["cpu16gb"].bandwidth_gbs <= 52
 
 
