@@ -81,11 +81,16 @@ def plan_evaluation(planner, plan) -> None:
         ref = planner.add(Step("fidelity_reference", "fidelity_reference", fid,
                                deps={"tokenizer": plan.parent.step}, files={"corpus": corpus},
                                desc="held-out evaluation windows (parent tokenizer)"))
+        from slim.hardware.fit import KV_CACHE_CHOICES, kv_cache_type
+        kv = kv_cache_type(cfg)
         for role in (r for r in models if r != "parent"):
+            # the child is also measured with the KV cache type it deploys with (llama.cpp)
+            kv_param = {"kv_cache": kv} if role == "child" and runtime == "llama.cpp" \
+                and kv != "f16" and kv in KV_CACHE_CHOICES else {}
             plan.evals["fidelity" if role == "child" else f"fidelity_{role}"] = planner.add(Step(
                 f"fidelity:{role}", "fidelity_compare",
                 {"runtime": runtime, "model_file": models[role].file,
-                 "parent_file": parent_same.file},
+                 "parent_file": parent_same.file, **kv_param},
                 deps={"reference": ref, "parent": parent_same.step, "model": models[role].step},
                 desc=f"{role} vs parent: PPL, KLD, top-1 ({runtime})"))
         if parent_same is not plan.parent:

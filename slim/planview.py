@@ -15,6 +15,7 @@ from slim.errors import SlimError
 from slim.hardware import (arch_from_gguf, arch_from_hf_config, check, decode_estimate,
                            estimate_weights, fit_report, normalize_arch)
 from slim.hardware.deployed import deployed
+from slim.hardware.fit import kv_cache_type
 from slim.paths import resolve
 from slim.units import fmt_bytes
 
@@ -132,7 +133,7 @@ def candidate_rows(cfg, names: list[str], headroom: float = 0.0) -> list[dict]:
             rows.append({"method": name, "error": f"cannot estimate the size of method "
                                                   f"{name!r}: {e}"})
             continue
-        fit = fit_report(hw, est["bytes"], shape, None, headroom)
+        fit = fit_report(hw, est["bytes"], shape, None, headroom, kv_cache_type(cfg))
         speed = decode_estimate(hw, fit["bytes_per_token"])
         rows.append({"method": name, "bytes": est["bytes"], "bpw": est["bpw"], "fit": fit,
                      "storage": storage, "speed": speed, "runs_natively": not problems,
@@ -204,11 +205,13 @@ def nothing_fits(cfg, est: dict) -> str:
     c = hw["context_length"]
     while c >= 256:
         c //= 2
-        if fit_report(hw, smallest["bytes"], arch, c, cfg.method.headroom)["fits"]:
+        if fit_report(hw, smallest["bytes"], arch, c, cfg.method.headroom,
+                      kv_cache_type(cfg))["fits"]:
             ctx = c
             break
     tiers = [t["name"] for t in catalog.configs("hardware").values()
-             if fit_report(t, smallest["bytes"], arch, None, cfg.method.headroom)["fits"]]
+             if fit_report(t, smallest["bytes"], arch, None, cfg.method.headroom,
+                           kv_cache_type(cfg, t))["fits"]]
     f = smallest["fit"]
     hints = [f"a smaller model (the smallest candidate, {smallest['method']}, needs "
              f"{fmt_bytes(f['total_bytes'])}, usable is {fmt_bytes(f['usable_bytes'])})"]

@@ -167,5 +167,8 @@ class SlimConfig:
     verify_cache: bool = False
     allow_emulation: bool = False
     threads: Optional[int] = None
+    #: KV cache type the build deploys with (f16 | q8_0 | q4_0); None: the tier's kv_cache_dtype.
+    #: Drives the fit, the Modelfile/model card run parameters, and a second fidelity measurement
+    kv_cache: Optional[str] = None
     hub_online: bool = False
     verbose: bool = False

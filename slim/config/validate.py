@@ -71,6 +71,7 @@ def validate(cfg) -> None:
     errors += _model(cfg)
     errors += _method(cfg)
     errors += _hardware(cfg)
+    errors += _kv_cache(cfg)
     if not estimate_only(cfg):
         errors += _calibration(cfg)
         errors += _probes(cfg)
@@ -222,6 +223,25 @@ def _hardware(cfg) -> list:
     for msg in check(method, hwd, cfg.allow_emulation, all_methods()):
         errs.append(("method", msg))
     return errs
+
+
+def _kv_cache(cfg) -> list:
+    """``kv_cache=`` is a llama.cpp cache type the fidelity step can measure; a build whose
+    child runs in another runtime cannot be measured with it, so an explicit choice is refused
+    (a tier's own ``kv_cache_dtype`` still sizes the fit there)."""
+    from slim.hardware.fit import KV_CACHE_CHOICES
+    kv = cfg.get("kv_cache")
+    if kv is None:
+        return []
+    if str(kv).lower() not in KV_CACHE_CHOICES:
+        return [("kv_cache", f"{kv!r} is not one of {', '.join(KV_CACHE_CHOICES)} (llama.cpp "
+                             f"cache types; null: the tier's kv_cache_dtype)")]
+    me = cfg.method
+    if str(kv).lower() != "f16" and me.family != "auto" and "gguf" not in (me.formats or []):
+        return [("kv_cache", f"kv_cache={kv} is a llama.cpp KV cache type, measured on a GGUF "
+                             f"child; method {me.name} writes {', '.join(me.formats or []) or '?'}"
+                             f" (use kv_cache=f16 or a GGUF method)")]
+    return []
 
 
 def _calibration(cfg) -> list:

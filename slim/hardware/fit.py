@@ -28,6 +28,20 @@ KV_DTYPES: dict[str, tuple[int, int]] = {
     "q4_0": (18, 32),
 }
 
+#: KV cache types a build may deploy with (``kv_cache=``): llama.cpp's ``-ctk/-ctv`` types whose
+#: effect the fidelity step measures (a quantized V cache needs flash attention in llama.cpp)
+KV_CACHE_CHOICES = ("f16", "q8_0", "q4_0")
+
+
+def kv_cache_type(cfg: Any, hw: Any = None) -> str:
+    """The KV cache type a build deploys with: ``kv_cache=`` when given, else the tier's
+    ``kv_cache_dtype`` (``hw``, default ``cfg.hardware``)."""
+    chosen = _get(cfg, "kv_cache", None)
+    if chosen:
+        return str(chosen).lower()
+    return str(_get(hw if hw is not None else _get(cfg, "hardware", {}), "kv_cache_dtype",
+                    "f16")).lower()
+
 
 
 
@@ -63,11 +77,12 @@ def _dtype_str(kv_dtype: str) -> str:
 
 
 def fit_report(hw: Any, weights_bytes: int, arch: Any, context_length: int | None = None,
-               headroom: float = 0.0) -> dict:
+               headroom: float = 0.0, kv_dtype: str | None = None) -> dict:
     """Memory fit of an artifact on a tier, with the arithmetic spelled out in ``formula``.
 
     ``context_length`` defaults to the tier's, capped at the model's
-    ``max_position_embeddings`` when the model has one. ``fits`` means
+    ``max_position_embeddings`` when the model has one. ``kv_dtype`` (the build's
+    ``kv_cache``) defaults to the tier's ``kv_cache_dtype``. ``fits`` means
     total ≤ usable · (1 − headroom).
     """
     if not 0.0 <= float(headroom) < 1.0:
@@ -80,7 +95,7 @@ def fit_report(hw: Any, weights_bytes: int, arch: Any, context_length: int | Non
         if max_pos and context_length > max_pos:
             context_length, limited = max_pos, True
     context_length = int(context_length)
-    kv_dtype = str(_get(hw, "kv_cache_dtype", "f16")).lower()
+    kv_dtype = str(kv_dtype or _get(hw, "kv_cache_dtype", "f16")).lower()
     kv = kv_cache_bytes(a, context_length, kv_dtype)
     overhead = int(float(_get(hw, "runtime_overhead_gb", 0.0)) * GIB)
     weights = int(weights_bytes)

@@ -19,6 +19,7 @@ from omegaconf import OmegaConf
 from slim.cache.keys import lib_versions
 from slim.fileio import write_json
 from slim.hardware import arch_from_hf_config, decode_estimate, fit_report
+from slim.hardware.fit import kv_cache_type
 from slim.naming import build_name
 from slim.plan import input_path
 from slim.signing.attest import parent_digest as digest_of_files
@@ -181,9 +182,20 @@ def fit_section(cfg, plan, resolved, artifact) -> tuple[dict | None, dict | None
     # the last 16-bit HF stage has the artifact's shape (a student may have fewer layers)
     hf = next((a for a in reversed(plan.stages) if a.format in ("hf", "safetensors")), plan.parent)
     arch = arch_from_hf_config(input_path(resolved, hf))
-    fit = fit_report(hw, artifact["bytes"], arch, hw.get("context_length"))
+    fit = fit_report(hw, artifact["bytes"], arch, hw.get("context_length"),
+                     kv_dtype=kv_cache_type(cfg))
     est = decode_estimate(hw, artifact["bytes"] + fit["kv_cache_bytes"])
     return fit, est
+
+
+def run_params(cfg, fit: dict | None) -> dict:
+    """How the build is meant to be run on the tier: the KV cache type it was sized (and, for a
+    GGUF, measured) with, the context the fit assumed; llama.cpp needs flash attention for a
+    quantized V cache. The Modelfile and the model card print these."""
+    kv = kv_cache_type(cfg)
+    return {"kv_cache": kv, "kv_cache_from": "kv_cache" if cfg.get("kv_cache") else
+            "hardware.kv_cache_dtype", "flash_attn": kv not in ("f16", "f32", "bf16"),
+            "context_length": (fit or {}).get("context_length")}
 
 
 def gates_section(cfg, metrics) -> list[dict]:
@@ -310,6 +322,7 @@ def assemble_report(cfg, plan, resolved, staging: Path, seconds: float) -> dict:
         "artifact": artifact,
         "metrics": metrics,
         "fit": fit,
+        "run": run_params(cfg, fit),
         "speed_estimate": est,
         "speed_host": speed,
         "calibration": cal,

@@ -137,6 +137,26 @@ def render_model_card(report: dict, key_id: str | None = None, build_path: str |
           f"| top-1 agreement | {_pct(fid.get('top1_agreement'))} |",
           f"| mean Δp | {_num(fid.get('delta_p_mean'), '+.4f')} |",
           f"| tokens scored | {fid.get('tokens', '–')} |", ""]
+    kvm = fid.get("kv_cache") or {}
+    if kvm:
+        vp, vf = kvm.get("vs_parent") or {}, kvm.get("vs_f16_kv") or {}
+        L += [f"With a {kvm.get('type')} KV cache (as deployed; the table above is f16 KV): mean "
+              f"KLD vs parent **{_num(vp.get('kld_mean'), '.5f')}** ± "
+              f"{_num(vp.get('kld_mean_stderr'), '.5f')}, PPL ratio {_num(vp.get('ppl_ratio'), '.4f')}, "
+              f"top-1 {_pct(vp.get('top1_agreement'))}; against this build with f16 KV: KLD "
+              f"{_num(vf.get('kld_mean'), '.5f')} ± {_num(vf.get('kld_mean_stderr'), '.5f')}.", ""]
+    run = report.get("run") or {}
+    if run.get("kv_cache") and fmt == "gguf":
+        kv, ctx = run["kv_cache"], run.get("context_length")
+        fa = " -fa on" if run.get("flash_attn") else ""
+        L += ["## Run", "",
+              f"Sized for {target.get('hardware')} with a **{kv}** KV cache"
+              + (f" at {ctx} tokens of context" if ctx else "") + f" (from `{run.get('kv_cache_from')}`).",
+              "", "```",
+              f"llama-server -m model.gguf" + (f" -c {ctx}" if ctx else "") + f" -ctk {kv} -ctv {kv}{fa}",
+              ("OLLAMA_FLASH_ATTENTION=1 " if run.get("flash_attn") else "")
+              + f"OLLAMA_KV_CACHE_TYPE={kv} ollama serve   # Ollama: server-wide, see Modelfile",
+              "```", ""]
 
     if cats:
         L += ["## Probe retention by category", "",
@@ -202,6 +222,15 @@ def render_modelfile(report: dict, gguf_name: str = "model.gguf", chat_template:
         lines.append(f'TEMPLATE """{template}"""')
     for s in stops:
         lines.append(f"PARAMETER stop {json.dumps(s)}")
+    run = report.get("run") or {}
+    if run.get("context_length"):
+        lines.append(f"PARAMETER num_ctx {int(run['context_length'])}")
+    if run.get("kv_cache"):
+        # Ollama has no Modelfile parameter for the KV cache type: the server sets it for all
+        # models (OLLAMA_KV_CACHE_TYPE, with OLLAMA_FLASH_ATTENTION=1 for a quantized cache)
+        lines.append(f"# KV cache: {run['kv_cache']} (sized and measured with it); Ollama sets it "
+                     f"server-wide: " + ("OLLAMA_FLASH_ATTENTION=1 " if run.get("flash_attn") else "")
+                     + f"OLLAMA_KV_CACHE_TYPE={run['kv_cache']} ollama serve")
     return "\n".join(lines) + "\n"
 
 

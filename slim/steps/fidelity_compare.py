@@ -12,7 +12,8 @@ llama.cpp); both are open at once, so the step holds both models in memory.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import contextlib
+from dataclasses import dataclass, field
 
 VERSION = 4
 LIBS = ("llama-cpp-python", "torch", "transformers", "numpy")
@@ -25,13 +26,27 @@ class Params:
     parent_file: str = ""
     # llama.cpp side: flash attention, as llama-perplexity runs by default (auto: on for CPU)
     flash_attn: bool = True
-
-
+    # the child's KV cache type as deployed (kv_cache=): other than f16, a second child runtime
 def extra_libs(params: dict) -> tuple:
     """Libraries of the runtime a model runs in beyond LIBS (onnxruntime-genai for an ONNX
     model), in the key only when that runtime is used: other keys are unchanged."""
     from slim.runtimes import RUNTIME_LIBS
     return RUNTIME_LIBS.get(params.get("runtime"), ())
+
+
+    # with that K and V cache type (flash attention on: llama.cpp needs it for a quantized V
+    # cache) is measured beside the f16-KV child, against the parent and against the f16-KV child
+    # (in the key only when set: keys of f16 steps are those from before the field existed)
+    kv_cache: str = field(default="f16", metadata={"key": "when_set"})
+
+    def validate(self):
+        from slim.hardware.fit import KV_CACHE_CHOICES
+        if str(self.kv_cache).lower() not in KV_CACHE_CHOICES:
+            return [("kv_cache", f"{self.kv_cache!r} is not one of {', '.join(KV_CACHE_CHOICES)}")]
+        if str(self.kv_cache).lower() != "f16" and self.runtime != "llama.cpp":
+            return [("kv_cache", f"a {self.kv_cache} KV cache is measured in llama.cpp only "
+                                 f"(runtime {self.runtime})")]
+        return []
 
 
 def _rows(rt, window, a: int, b: int):
@@ -67,7 +82,19 @@ def run(ctx):
         kw = {"flash_attn": True} if p.flash_attn and runtime_kind(path) == "llama.cpp" else {}
         return open_runtime(str(path), n_ctx=n_ctx, threads=ctx.threads, **kw)
 
-    with opened(parent) as prt, opened(model) as rt:
+    kv = str(p.kv_cache).lower()
+    kv_parts: dict[str, dict[str, list]] = {"vs_parent": {}, "vs_f16_kv": {}}
+
+    def opened_kv(path):
+        """The child with a ``kv``-typed K and V cache (None for f16: nothing extra to open)."""
+        if kv == "f16":
+            return contextlib.nullcontext()
+        import llama_cpp
+        t = getattr(llama_cpp, f"GGML_TYPE_{kv.upper()}")
+        return open_runtime(str(path), n_ctx=n_ctx, threads=ctx.threads, flash_attn=True,
+                            type_k=t, type_v=t)
+
+    with opened(parent) as prt, opened(model) as rt, opened_kv(model) as krt:
         for c in ctx.progress(range(len(tokens)), desc=f"fidelity ({prt.name} parent, "
                                                         f"{rt.name} child)"):
             window = tokens[c].tolist()
@@ -82,6 +109,13 @@ def run(ctx):
             secs["stats"] += time.perf_counter() - t2
             for k, v in s.items():
                 parts.setdefault(k, []).append(v)
+            if krt is not None:
+                t3 = time.perf_counter()
+                kl = _rows(krt, window, a, b)
+                secs["child_kv"] = secs.get("child_kv", 0.0) + time.perf_counter() - t3
+                for base, ref in (("vs_parent", pl), ("vs_f16_kv", ql)):
+                    for k, v in window_stats(ref, kl, tokens[c, a + 1:b + 1]).items():
+                        kv_parts[base].setdefault(k, []).append(v)
         runtime, runtime_parent = rt.name, prt.name
     stats = {k: np.concatenate(v) for k, v in parts.items()}
     np.savez_compressed(ctx.out / "per_token.npz", **stats)
@@ -91,5 +125,17 @@ def run(ctx):
                     "method": "llama-perplexity --kl-divergence: second half of each window "
                               "scored; KLD = Σ p_parent (log p_parent − log p_child); parent "
                               "and child evaluated window by window in one step"})
+    if kv != "f16":
+        kvs = {base: {k: np.concatenate(v) for k, v in d.items()} for base, d in kv_parts.items()}
+        np.savez_compressed(ctx.out / "per_token_kv.npz",
+                            **{f"{base}_{k}": v for base, d in kvs.items() for k, v in d.items()})
+        summary["kv_cache"] = {
+            "type": kv, "flash_attn": True,
+            "vs_parent": summarise(kvs["vs_parent"]),
+            "vs_f16_kv": summarise(kvs["vs_f16_kv"]),
+            "method": f"the child again with a {kv} K and V cache (llama.cpp type_k/type_v, flash "
+                      f"attention), same windows: vs_parent = parent (f16 KV) ‖ child ({kv} KV), "
+                      f"the build as deployed; vs_f16_kv = child (f16 KV) ‖ child ({kv} KV), "
+                      f"the KV cache's own cost"}
     ctx.write_json("fidelity.json", summary)
     ctx.write_json("timing.json", {k: round(v, 3) for k, v in secs.items()})
