@@ -123,8 +123,12 @@ class Executor:
                 if not Path(path).exists():
                     raise SlimError(f"input file for step {step.id} not found: {path}")
                 inputs[name] = f"file:{self.store.memo.tree_digest(path)}"
+            libs = tuple(getattr(mod, "LIBS", ()))
+            extra = getattr(mod, "extra_libs", None)   # libraries only some params use
+            if extra is not None:
+                libs += tuple(extra(step.params))
             key, material = step_key(step.kind, mod.VERSION, full_params(step), inputs,
-                                     lib_versions(getattr(mod, "LIBS", ())))
+                                     lib_versions(libs))
             entry = self.store.get(key)
             if entry is not None:
                 why = ["cached"]

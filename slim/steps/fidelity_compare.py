@@ -27,13 +27,6 @@ class Params:
     # llama.cpp side: flash attention, as llama-perplexity runs by default (auto: on for CPU)
     flash_attn: bool = True
     # the child's KV cache type as deployed (kv_cache=): other than f16, a second child runtime
-def extra_libs(params: dict) -> tuple:
-    """Libraries of the runtime a model runs in beyond LIBS (onnxruntime-genai for an ONNX
-    model), in the key only when that runtime is used: other keys are unchanged."""
-    from slim.runtimes import RUNTIME_LIBS
-    return RUNTIME_LIBS.get(params.get("runtime"), ())
-
-
     # with that K and V cache type (flash attention on: llama.cpp needs it for a quantized V
     # cache) is measured beside the f16-KV child, against the parent and against the f16-KV child
     # (in the key only when set: keys of f16 steps are those from before the field existed)
@@ -47,6 +40,13 @@ def extra_libs(params: dict) -> tuple:
             return [("kv_cache", f"a {self.kv_cache} KV cache is measured in llama.cpp only "
                                  f"(runtime {self.runtime})")]
         return []
+
+
+def extra_libs(params: dict) -> tuple:
+    """Libraries of the runtime a model runs in beyond LIBS (onnxruntime-genai for an ONNX
+    model), in the key only when that runtime is used: other keys are unchanged."""
+    from slim.runtimes import RUNTIME_LIBS
+    return RUNTIME_LIBS.get(params.get("runtime"), ())
 
 
 def _rows(rt, window, a: int, b: int):
