@@ -128,6 +128,10 @@ def candidate_rows(cfg, names: list[str], headroom: float = 0.0) -> list[dict]:
         problems = check(meth, hw, cfg.allow_emulation)
         try:
             shape, storage = deployed(meth, arch)
+            if storage.get("fit") is not None:   # method=fit: sized by its budget on this tier
+                from slim.compress.fit_cost import budget
+                b, how, key = budget(meth, hw, shape)
+                storage["fit"].update({"budget": b, "budget_how": how, "budget_key": key})
             est = estimate_weights(shape, storage)
         except SlimError as e:
             rows.append({"method": name, "error": f"cannot estimate the size of method "
@@ -137,7 +141,8 @@ def candidate_rows(cfg, names: list[str], headroom: float = 0.0) -> list[dict]:
         speed = decode_estimate(hw, fit["bytes_per_token"])
         rows.append({"method": name, "bytes": est["bytes"], "bpw": est["bpw"], "fit": fit,
                      "storage": storage, "speed": speed, "runs_natively": not problems,
-                     "problems": problems})
+                     "problems": problems,
+                     **({"allocation": est["allocation"]} if "allocation" in est else {})})
     return rows
 
 
@@ -163,6 +168,9 @@ def show_estimate(cfg) -> None:
               f"{fmt_bytes(f['total_bytes']):>10} {fmt_bytes(f['usable_bytes']):>10} "
               f"{'yes' if f['fits'] else 'NO':>5} {r['speed']['tokens_per_s_upper_bound']:>15.1f}  "
               f"{note[:100]}")
+    for r in rows:
+        if r.get("allocation"):
+            print_allocation(r)
     if me.family == "auto" and not any(r.get("fit", {}).get("fits") and r.get("runs_natively")
                                        for r in rows):
         print("\n" + nothing_fits(cfg, {r["method"]: r for r in rows}))
@@ -171,6 +179,27 @@ def show_estimate(cfg) -> None:
         print(f"decode estimate: {rows[0]['speed']['note']}")
     if me.family != "auto":
         print_build_memory(cfg)
+
+
+def print_allocation(row: dict) -> None:
+    """method=fit's weight-free allocation: budget, predicted size, types by tensor kind/layer."""
+    from collections import Counter
+    a = row["allocation"]
+    print(f"\n{row['method']}: allocation for {a['budget_how']}: predicted {fmt_bytes(row['bytes'])} "
+          f"({row['bpw']:.2f} bpw) ≤ budget {fmt_bytes(a['budget'])}; {a['solver']}")
+    print(f"  {a['note']}")
+    for k, types in a["by_layer"].items():
+        hist = Counter(types)
+        runs, prev = [], None
+        for i, t in enumerate(types):
+            if t != prev:
+                runs.append([i, i, t])
+                prev = t
+            else:
+                runs[-1][1] = i
+        span = ", ".join(f"{t}" if len(types) == 1 else f"{i}-{j}:{t}" if i != j else f"{i}:{t}"
+                         for i, j, t in runs)
+        print(f"  {k:14} {' '.join(f'{t}×{n}' for t, n in hist.most_common()):30} {span[:110]}")
 
 
 def print_build_memory(cfg) -> None:

@@ -62,6 +62,8 @@ class MethodConfig:
     headroom: float = 0.10
     #: method=auto only: build at most this many fitting candidates (None: all)
     max_builds: Optional[int] = None
+    #: method=fit only: the file's byte budget (None: the tier's room for weights, with headroom)
+    target_bytes: Optional[int] = None
 
 
 @dataclass
