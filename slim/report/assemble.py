@@ -295,6 +295,10 @@ def assemble_report(cfg, plan, resolved, staging: Path, seconds: float) -> dict:
     lr = lowrank_section(plan, resolved)
     if lr:
         artifact["lowrank"] = lr
+    from slim.report.allocation import allocation_section
+    alloc = allocation_section(plan, resolved, artifact, metrics)
+    if alloc:
+        artifact["allocation"] = alloc
     fit, est = fit_section(cfg, plan, resolved, artifact)
     speed = _load(resolved, plan.evals.get("speed"), "speed.json")
     gates = gates_section(cfg, metrics)

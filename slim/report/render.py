@@ -121,6 +121,8 @@ def render_markdown(r: dict, plot: str | None = None) -> str:
     out += render_auto(r)
     from slim.report.compare import render_distillation, render_lowrank
     out += render_distillation(r) + render_lowrank(r)
+    from slim.report.allocation import render_allocation
+    out += render_allocation(r)
     fit = r.get("fit")
     if fit:
         out += ["", f"## Fit on {t['hardware']}", "",
