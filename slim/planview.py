@@ -129,10 +129,12 @@ def candidate_rows(cfg, names: list[str], headroom: float = 0.0) -> list[dict]:
         try:
             shape, storage = deployed(meth, arch)
             if storage.get("fit") is not None:   # method=fit: sized by its budget on this tier
-                from slim.compress.fit_cost import budget
+                from slim.compress.fit_cost import budget, estimate_allocation
                 b, how, key = budget(meth, hw, shape)
                 storage["fit"].update({"budget": b, "budget_how": how, "budget_key": key})
-            est = estimate_weights(shape, storage)
+                est = estimate_allocation(shape, storage)
+            else:
+                est = estimate_weights(shape, storage)
         except SlimError as e:
             rows.append({"method": name, "error": f"cannot estimate the size of method "
                                                   f"{name!r}: {e}"})

@@ -431,12 +431,9 @@ def estimate_weights(arch: Any, storage: dict) -> dict:
     storage says ``lm_head: true``) stay 16-bit.
     """
     fmt = storage.get("format")
-    if fmt == "gguf" and storage.get("fit"):   # method=fit: a weight-free allocation
-        from slim.compress.fit_cost import estimate_allocation
-        if "budget" not in storage["fit"]:
-            raise SlimError("method=fit is sized by its budget: the tier (or method.target_bytes) "
-                            "must be known", "unknown_method")
-        return estimate_allocation(arch, storage)
+    if fmt == "gguf" and storage.get("fit"):   # method=fit: sized by slim.compress.fit_cost
+        raise SlimError("method=fit is sized by allocating its budget on a tier "
+                        "(slim.compress.fit_cost.estimate_allocation)", "unknown_method")
     if fmt == "gguf":
         ft = storage["ftype"]
         rows = [(n, r, c, t, _type_bytes(t, r, c))
