@@ -1,18 +1,24 @@
 """Child vs parent on the reference's windows: PPL ratio, KLD, top-1, Δp.
 
-Parent and child are evaluated here, window by window, and the statistics are
-computed from both sides' raw logits in vectorised torch float64
-(:func:`slim.metrics.fidelity.window_stats`); no full-vocabulary array is written
-to the cache (why: :mod:`slim.steps.fidelity_reference`). Definitions follow
-``llama-perplexity --kl-divergence``: rows n_ctx/2 … n_ctx−2 of each window are
-scored (each predicts the next token with at least n_ctx/2 tokens of context);
-KLD = Σ p_parent (log p_parent − log p_child). The parent may run in another
-runtime than the child (the noise floor: the HF parent in torch vs its F16 GGUF in
-llama.cpp); both are open at once, so the step holds both models in memory.
+Parent and child are evaluated here and the statistics are computed from both sides' raw
+logits in vectorised torch float64 (:func:`slim.metrics.fidelity.window_stats`); no
+full-vocabulary array is written to the cache (why: :mod:`slim.steps.fidelity_reference`).
+Definitions follow ``llama-perplexity --kl-divergence``: rows n_ctx/2 … n_ctx−2 of each window
+are scored (each predicts the next token with at least n_ctx/2 tokens of context);
+KLD = Σ p_parent (log p_parent − log p_child).
+
+Bounded memory (issue 16): the models are never resident together. The parent runs first over
+every window and its scored rows' float32 logits go to a scratch file outside the cache
+(``SLIM_SCRATCH_DIR``, else the system's temp dir; chunks × n_ctx/2 × vocab × 4 bytes, deleted
+when the step ends); it is closed, then the child runs and each window's statistics are
+computed from its rows and the parent's rows read back — the same float32 numbers as when
+both were open at once, so the statistics are unchanged. A transformers parent (the noise
+floor: the HF parent in torch vs its F16 GGUF in llama.cpp) keeps its 16-bit weights and
+computes in float32 (:mod:`slim.runtimes.torch_lowmem`: the float32 model's numbers, about one
+layer's weights resident), with only the scored rows through the LM head.
 """
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field
 
 VERSION = 4
@@ -52,6 +58,8 @@ def extra_libs(params: dict) -> tuple:
 def _rows(rt, window, a: int, b: int):
     """Raw float32 logits of rows [a, b) of one window (a copy: runtimes reuse their buffers)."""
     import numpy as np
+    if getattr(rt, "scored_logits", None) is not None:
+        return rt.scored_logits(window, a, b)
     if hasattr(rt, "logits_rows"):
         return rt.logits_rows(window, a, b)
     if hasattr(rt, "logits"):
@@ -59,14 +67,107 @@ def _rows(rt, window, a: int, b: int):
     return np.array(rt.logprobs(window)[a:b], dtype=np.float32)
 
 
+def _open(path, n_ctx: int, threads: int, flash_attn: bool, **kw):
+    """A runtime for ``path``; a transformers one with its 16-bit weights computing in float32,
+    pages of used weights given back (:mod:`slim.runtimes.torch_lowmem`)."""
+    from slim.runtimes import open_runtime, runtime_kind
+    kind = runtime_kind(path)
+    if kind == "transformers":
+        from slim.runtimes import torch_lowmem as tl
+        rt = open_runtime(str(path), n_ctx=n_ctx, threads=threads, dtype=tl.source_dtype(path))
+        tl.compute_float32(rt.model)
+        tl.release_pages(rt.model)
+        rt.scored_logits = lambda w, a, b: tl.scored_logits(rt.model, w, a, b, rt.device)
+        return rt
+    if flash_attn and kind == "llama.cpp":
+        kw = {"flash_attn": True, **kw}
+    return open_runtime(str(path), n_ctx=n_ctx, threads=threads, **kw)
+
+
+class _Spill:
+    """Per-window float32 row blocks in a scratch file outside the cache, written in window
+    order and read back one window at a time (never mapped: the pages are the page cache's,
+    not the step's resident memory)."""
+
+    def __init__(self, folder, name: str):
+        self.path = folder / f"{name}.f32"
+        self.shape = None    # (rows, vocab) of the first window; every window the same
+        self.n = 0
+        self._f = open(self.path, "wb")
+
+    def put(self, rows) -> None:
+        import numpy as np
+        rows = np.ascontiguousarray(rows, dtype=np.float32)
+        self.shape = self.shape or rows.shape
+        if rows.shape != self.shape:
+            raise ValueError(f"rows {rows.shape} differ from {self.shape} (different vocabularies?)")
+        self._f.write(rows.data)
+        self.n += 1
+
+    def get(self, c: int):
+        import numpy as np
+        if not self._f.closed:
+            self._f.close()
+        count = self.shape[0] * self.shape[1]
+        return np.fromfile(self.path, dtype=np.float32, count=count,
+                           offset=c * count * 4).reshape(self.shape)
+
+    def close(self) -> None:
+        if not self._f.closed:
+            self._f.close()
+
+
+def _scratch(need: int):
+    """A temporary folder outside the cache with ``need`` bytes free, or SlimError."""
+    import os
+    import shutil
+    import tempfile
+
+    from slim.errors import SlimError
+    base = os.environ.get("SLIM_SCRATCH_DIR") or tempfile.gettempdir()
+    try:
+        free = shutil.disk_usage(base).free
+    except OSError as e:
+        raise SlimError(f"SLIM_SCRATCH_DIR {base}: {e.strerror}; point it at a writable folder",
+                        "scratch_missing") from None
+    if free < need + (256 << 20):
+        raise SlimError(f"the fidelity step needs {need / 2**30:.2f} GiB of scratch space for the "
+                        f"parent's scored logits; {base} has {free / 2**30:.2f} GiB free: set "
+                        f"SLIM_SCRATCH_DIR to a folder with room, or lower probes.fidelity.chunks",
+                        "scratch_full")
+    return tempfile.TemporaryDirectory(prefix="slim-fidelity-", dir=base)
+
+
+def _evaluate(rt, tokens, a: int, b: int, spill, progress, desc: str) -> float:
+    """Rows [a, b) of every window of ``rt`` into ``spill``; the seconds it took."""
+    import time
+    t = 0.0
+    for c in progress(range(len(tokens)), desc=desc):
+        t0 = time.perf_counter()
+        rows = _rows(rt, tokens[c].tolist(), a, b)
+        t += time.perf_counter() - t0
+        spill.put(rows)
+    return t
+
+
+def memory(params, model: dict) -> dict:
+    """One model at a time: the larger is the parent's 16-bit weights (2 bytes/param) in
+    llama.cpp, or its transformers copy with about one layer resident; plus a window's rows."""
+    from slim.steps.base import LIGHT_BASE, TORCH_BASE
+    n = int(model.get("params") or 0)
+    return {"ram": 2 * n + TORCH_BASE,
+            "why": "parent then child, never together: the parent's 16-bit weights (2 bytes/"
+                   "param) and the step's torch"}
+
+
 def run(ctx):
+    import gc
     import json
     import time
 
     import numpy as np
 
     from slim.metrics.fidelity import scored_positions, summarise, window_stats
-    from slim.runtimes import open_runtime, runtime_kind
 
     ref_dir = ctx.inputs["reference"]
     meta = json.loads((ref_dir / "reference.json").read_text())
@@ -78,45 +179,57 @@ def run(ctx):
     parent = ctx.inputs["parent"] / p.parent_file if p.parent_file else ctx.inputs["parent"]
     parts: dict[str, list] = {}
     secs = {"parent": 0.0, "child": 0.0, "stats": 0.0}
-    def opened(path):
-        kw = {"flash_attn": True} if p.flash_attn and runtime_kind(path) == "llama.cpp" else {}
-        return open_runtime(str(path), n_ctx=n_ctx, threads=ctx.threads, **kw)
-
     kv = str(p.kv_cache).lower()
     kv_parts: dict[str, dict[str, list]] = {"vs_parent": {}, "vs_f16_kv": {}}
+    targets = [tokens[c, a + 1:b + 1] for c in range(len(tokens))]
 
-    def opened_kv(path):
-        """The child with a ``kv``-typed K and V cache (None for f16: nothing extra to open)."""
-        if kv == "f16":
-            return contextlib.nullcontext()
-        import llama_cpp
-        t = getattr(llama_cpp, f"GGML_TYPE_{kv.upper()}")
-        return open_runtime(str(path), n_ctx=n_ctx, threads=ctx.threads, flash_attn=True,
-                            type_k=t, type_v=t)
+    def opened(path, **kw):
+        return _open(path, n_ctx, ctx.threads, p.flash_attn, **kw)
 
-    with opened(parent) as prt, opened(model) as rt, opened_kv(model) as krt:
-        for c in ctx.progress(range(len(tokens)), desc=f"fidelity ({prt.name} parent, "
-                                                        f"{rt.name} child)"):
-            window = tokens[c].tolist()
-            t0 = time.perf_counter()
-            pl = _rows(prt, window, a, b)
-            t1 = time.perf_counter()
-            ql = _rows(rt, window, a, b)
-            t2 = time.perf_counter()
-            s = window_stats(pl, ql, tokens[c, a + 1:b + 1])
-            secs["parent"] += t1 - t0
-            secs["child"] += t2 - t1
-            secs["stats"] += time.perf_counter() - t2
-            for k, v in s.items():
-                parts.setdefault(k, []).append(v)
-            if krt is not None:
-                t3 = time.perf_counter()
-                kl = _rows(krt, window, a, b)
-                secs["child_kv"] = secs.get("child_kv", 0.0) + time.perf_counter() - t3
-                for base, ref in (("vs_parent", pl), ("vs_f16_kv", ql)):
-                    for k, v in window_stats(ref, kl, tokens[c, a + 1:b + 1]).items():
-                        kv_parts[base].setdefault(k, []).append(v)
-        runtime, runtime_parent = rt.name, prt.name
+    prt = opened(parent)
+    tmp = _scratch(len(tokens) * (b - a) * int(prt.vocab_size) * 4 * (2 if kv != "f16" else 1))
+    with tmp as folder:
+        from pathlib import Path
+        folder = Path(folder)
+        # 1. the parent alone: its scored rows to the scratch file, then closed
+        pspill = _Spill(folder, "parent")
+        try:
+            with prt:
+                secs["parent"] = _evaluate(prt, tokens, a, b, pspill, ctx.progress,
+                                           f"fidelity parent ({prt.name})")
+                runtime_parent = prt.name
+        finally:
+            pspill.close()
+        del prt
+        gc.collect()
+        # 2. the child alone, each window's statistics against the parent's rows
+        cspill = _Spill(folder, "child") if kv != "f16" else None
+        with opened(model) as rt:
+            for c in ctx.progress(range(len(tokens)), desc=f"fidelity child ({rt.name})"):
+                t0 = time.perf_counter()
+                ql = _rows(rt, tokens[c].tolist(), a, b)
+                t1 = time.perf_counter()
+                s = window_stats(pspill.get(c), ql, targets[c])
+                secs["child"] += t1 - t0
+                secs["stats"] += time.perf_counter() - t1
+                for k, v in s.items():
+                    parts.setdefault(k, []).append(v)
+                if cspill is not None:
+                    cspill.put(ql)
+            runtime = rt.name
+        # 3. with a quantized KV cache: that child alone, against the parent and the f16-KV child
+        if cspill is not None:
+            cspill.close()
+            import llama_cpp
+            t = getattr(llama_cpp, f"GGML_TYPE_{kv.upper()}")
+            with _open(model, n_ctx, ctx.threads, True, type_k=t, type_v=t) as krt:
+                for c in ctx.progress(range(len(tokens)), desc=f"fidelity child ({kv} KV)"):
+                    t3 = time.perf_counter()
+                    kl = _rows(krt, tokens[c].tolist(), a, b)
+                    secs["child_kv"] = secs.get("child_kv", 0.0) + time.perf_counter() - t3
+                    for base, ref in (("vs_parent", pspill), ("vs_f16_kv", cspill)):
+                        for k, v in window_stats(ref.get(c), kl, targets[c]).items():
+                            kv_parts[base].setdefault(k, []).append(v)
     stats = {k: np.concatenate(v) for k, v in parts.items()}
     np.savez_compressed(ctx.out / "per_token.npz", **stats)
     summary = summarise(stats)
