@@ -60,9 +60,13 @@ def run_method(method: str, folder: Path, work: Path, root: Path, label: str,
         found = None
         while proc.poll() is None and time.time() - t0 < timeout:
             time.sleep(2)
-            ev = build_dir / "events.jsonl"
-            if not ev.is_file():
+            # the running build's events are under .staging/ until it publishes
+            evs = [build_dir / "events.jsonl",
+                   *sorted((builds / ".staging").glob(f"tsm-{name}-*/events.jsonl"))]
+            evs = [e for e in evs if e.is_file()]
+            if not evs:
                 continue
+            ev = evs[-1]
             for line in ev.read_text().splitlines():
                 try:
                     e = json.loads(line)

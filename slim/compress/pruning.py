@@ -35,14 +35,16 @@ def magnitude_prune(layers, sparsity: float, mask_structure: str) -> None:
     with torch.no_grad():
         for _, mod in layers:
             w = mod.weight
+            # ranks from a float32 copy of this one layer: the same ties broken the same way as
+            # on a float32-loaded model, with the weights themselves kept 16-bit
+            a = w.detach().to(torch.float32).abs()
             if n and m:
-                g = w.reshape(-1, m)
-                idx = g.abs().argsort(dim=-1)[:, :n]
-                g.scatter_(1, idx, 0.0)
+                idx = a.reshape(-1, m).argsort(dim=-1)[:, :n]
+                w.reshape(-1, m).scatter_(1, idx, 0.0)
             else:
                 k = int(round(w.numel() * sparsity))
                 if k:
-                    idx = torch.topk(w.abs().flatten(), k, largest=False).indices
+                    idx = torch.topk(a.flatten(), k, largest=False).indices
                     w.view(-1)[idx] = 0.0
 
 

@@ -23,8 +23,16 @@ Decisions made here and recorded in ``compress.json`` (the report shows them):
   ``indivisible: ignore``) the layer stays 16-bit and is listed with the reason;
   ``indivisible: error`` refuses instead. The choice becomes one llm-compressor
   config group per size, targeting the layers by exact-name regexes.
-* **16-bit export.** Calibration runs in ``compute_dtype`` (fp32 by default: fastest and
-  most accurate on CPU); the model is cast to the parent's 16-bit dtype before it is
+* **16-bit weights, float32 math.** Calibration computes in ``compute_dtype`` (fp32 by
+  default: most accurate, and fast on CPU), but a 16-bit parent is never copied to float32:
+  its weights are loaded in their own bf16/fp16 dtype and widened one decoder layer at a time
+  (:mod:`slim.models.upcast`, lazy blocks): llm-compressor's sequential pipeline runs one layer
+  over all calibration samples, updates it (GPTQ/AWQ/pruning, whose own solvers work in fp32),
+  then propagates through it; that layer is float32 throughout, exactly as in a float32-loaded
+  model, and is narrowed back when the next layer starts. Peak memory: the 16-bit model plus
+  one layer in float32 plus the calibration activations (was the whole model in float32).
+  With an accelerator the pipeline onloads each layer to it (``get_main_device``).
+* **16-bit export.** The model is cast to the parent's 16-bit dtype before it is
   compressed and saved, and any fp32 tensor left is cast after, so embeddings, norms and
   lm_head are 16-bit as a user deploys them.
 * **Sparse storage.** compressed-tensors 0.19 no longer has sparse compressors
@@ -50,7 +58,7 @@ from slim.steps.helpers import (calibration_dataset, check_quantized,
                                 library_versions, load_tokens, plain, source_dir,
                                 stderr_to_stdout)
 
-VERSION = 1
+VERSION = 2  # 2: 16-bit weights widened per layer (no float32 copy)
 LIBS = ("torch", "transformers", "llmcompressor", "compressed-tensors", "safetensors", "datasets")
 
 QUANT_ALGOS = ("gptq", "awq", "rtn", "smoothquant")
@@ -208,10 +216,14 @@ def run(ctx):
     src = source_dir(ctx)
     export = export_dtype_of(src, p.export_dtype)
     t0 = time.time()
-    model = load_causal_lm(src, p.compute_dtype)
+    from slim.models.hf_io import source_dtype
+    from slim.models.upcast import storage_dtype
+    weights = storage_dtype(source_dtype(src), p.compute_dtype)
+    model = load_causal_lm(src, weights)
     model.eval()
     from slim.steps.base import note_device
-    note_device(f"torch {next(model.parameters()).device.type} {p.compute_dtype}")
+    note_device(f"torch {_main_device(p)} {p.compute_dtype}"
+                + (f" (weights {weights}, widened per layer)" if weights != p.compute_dtype else ""))
     tok = AutoTokenizer.from_pretrained(str(src))
     n_params = count_params(model)
     layers = linear_layers(model, p.targets, p.ignore)
@@ -231,7 +243,8 @@ def run(ctx):
     tokens = load_tokens(ctx, p.max_samples) if p.needs_calibration else None
     out_dir = ctx.out / "model"
     info: dict = {"algorithm": p.algorithm, "scheme": p.scheme, "recipe": recipe,
-                  "compute_dtype": p.compute_dtype, "export_dtype": export,
+                  "compute_dtype": p.compute_dtype, "weights_dtype": weights,
+                  "export_dtype": export,
                   "calibration": None if tokens is None else
                   {"samples": int(tokens.shape[0]), "seq_len": int(tokens.shape[1]),
                    "tokens": int(tokens.size)}}
@@ -248,7 +261,7 @@ def run(ctx):
             if p.quantizes:  # zeros of a quantized model are mostly values rounded to 0: report
                 # the input's sparsity instead (non-zero when a pruning stage came first)
                 info["input_sparsity"] = measure_sparsity(layers)
-            info["workarounds"] = _oneshot(model, recipe, tokens, p)
+            info["workarounds"] = _oneshot(model, recipe, tokens, p, widen=weights != p.compute_dtype)
             compress_s = time.time() - t1
             if not p.quantizes:
                 info["sparsity"] = measure_sparsity(layers, p.mask_structure)
@@ -287,11 +300,36 @@ def run(ctx):
     ctx.write_json("compress.json", info)
 
 
-def _oneshot(model, recipe, tokens, p: Params) -> list[str]:
+def _main_device(p: Params) -> str:
+    """Where the computation runs: llm-compressor's onload device for its algorithms (CUDA or
+    MPS when present), the CPU for magnitude pruning."""
+    if p.algorithm == "magnitude":
+        return "cpu"
+    from llmcompressor.utils.dev import get_main_device
+    dev = get_main_device()
+    if dev.type == "cuda":
+        import torch
+        return f"cuda ({torch.cuda.get_device_name(dev)})"
+    return dev.type
+
+
+def decoder_layers(model) -> list:
+    """The modules llm-compressor's sequential pipeline runs one at a time: instances of the
+    model's ``_no_split_modules`` classes (its own inference, ``infer_sequential_targets``)."""
+    from llmcompressor.utils.pytorch.module import infer_sequential_targets
+    names = set(infer_sequential_targets(model, None))
+    return [m for m in model.modules() if type(m).__name__ in names]
+
+
+def _oneshot(model, recipe, tokens, p: Params, widen: bool = False) -> list[str]:
+    import contextlib
+
+    import torch
     from llmcompressor import oneshot
 
     from slim.compat.llmc_cpu import cpu_pin_memory_workaround
     from slim.errors import SlimError
+    from slim.models.upcast import Float32Compute
 
     mods = modifiers(recipe)
     kw = {}
@@ -299,7 +337,9 @@ def _oneshot(model, recipe, tokens, p: Params) -> list[str]:
         kw = {"dataset": calibration_dataset(tokens), "num_calibration_samples": int(tokens.shape[0]),
               "max_seq_length": int(tokens.shape[1]), "shuffle_calibration_samples": False}
     used = []
-    with cpu_pin_memory_workaround() as patched:
+    up = Float32Compute(model, getattr(torch, p.compute_dtype), blocks=decoder_layers(model)) \
+        if widen else contextlib.nullcontext()
+    with cpu_pin_memory_workaround() as patched, up:
         if patched and p.algorithm == "awq":
             used.append("slim.compat.llmc_cpu: IntermediatesCache.pin_memory skipped "
                         "(no accelerator)")
