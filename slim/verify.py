@@ -315,6 +315,27 @@ def _verify_gguf_lineage(root: Path, want: str | None) -> list[Result]:
     return [(PASS, "gguf_lineage", "model.gguf metadata slim.parent.digest matches parent.digest")]
 
 
+def _verify_onnx_lineage(root: Path, want: str | None) -> list[Result]:
+    """An ONNX build carries its parent's digest in model.onnx metadata_props
+    (slim.parent.digest): it must be the report's."""
+    folder = root / "model"
+    if not (folder / "genai_config.json").is_file():
+        return []
+    from slim.models.onnx_folder import model_file, read_lineage
+    name = f"model/{model_file(folder).name}"
+    try:
+        got = read_lineage(folder).get("slim.parent.digest")
+    except (SlimError, ImportError) as e:   # a corrupt graph already fails subject_digest
+        return [(FAIL, "onnx_lineage", f"{name} metadata unreadable: {e}")]
+    if got is None:
+        return [(FAIL, "onnx_lineage", f"{name} has no slim.parent.digest metadata_props key")]
+    if got != want:
+        return [(FAIL, "onnx_lineage", f"{name} slim.parent.digest is {_short(got)}, "
+                                       f"{REPORT_NAME} parent.digest is {_short(want)}")]
+    return [(PASS, "onnx_lineage", f"{name} metadata_props slim.parent.digest matches "
+                                   f"parent.digest")]
+
+
 def _verify_parent(root: Path, report: dict, trusted: dict, check_parent: bool,
                    seen: frozenset) -> list[Result]:
     res: list[Result] = []
@@ -333,6 +354,7 @@ def _verify_parent(root: Path, report: dict, trusted: dict, check_parent: bool,
         add(FAIL, "parent_digest", f"{REPORT_NAME} parent.digest {_short(parent.get('digest'))} is not the sha256 "
                                    f"of parent.files ({sorted(parent_digest_candidates(pfiles))[0]})")
     res.extend(_verify_gguf_lineage(root, parent.get("digest")))
+    res.extend(_verify_onnx_lineage(root, parent.get("digest")))
 
     if not check_parent:
         add(SKIP, "parent_dir", "parent checks not requested")

@@ -44,7 +44,7 @@ def environment(threads) -> dict:
                                        "lm-eval", "trl", "hydra-core", "numpy", "slim"])}
 
 
-WEIGHT_SUFFIXES = (".safetensors", ".gguf", ".bin", ".pt")
+WEIGHT_SUFFIXES = (".safetensors", ".gguf", ".bin", ".pt", ".onnx", ".onnx.data")
 
 
 def weights_bytes(root: Path) -> int:
@@ -64,7 +64,8 @@ def size_vs_parent(artifact: dict, parent: dict) -> dict | None:
         return None
     return {"child_weights_bytes": child, "parent_weights_bytes": par,
             "ratio": round(child / par, 4),
-            "how": "sum of .safetensors/.gguf/.bin/.pt file sizes of the artifact / of the parent "
+            "how": "sum of .safetensors/.gguf/.bin/.pt/.onnx/.onnx.data file sizes of the artifact "
+                   "/ of the parent "
                    "folder (the parent as imported, 16-bit for the embedded default)"}
 
 
@@ -123,7 +124,8 @@ def artifact_section(plan, resolved, staging: Path) -> dict:
            "tensor_types": q.get("tensor_types"), "bytes_by_type": q.get("bytes_by_type"),
            "n_params": q.get("n_params"), "engine": q.get("engine", "llama.cpp llama_model_quantize"
                                                            if art.format == "gguf" else None)}
-    for k in ("type", "imatrix", "group_sizes", "recipe", "sparsity", "ignored_layers"):
+    for k in ("type", "imatrix", "group_sizes", "recipe", "sparsity", "ignored_layers",
+              "precision", "execution_provider", "block_size", "algo", "io_dtype"):
         if k in q:
             sec[k] = q[k]
     if not sec.get("bpw") and sec.get("n_params"):

@@ -171,6 +171,8 @@ def render_model_card(report: dict, key_id: str | None = None, build_path: str |
             L += ["", f"Canary leaks in this build's outputs: {leaks}."]
         L.append("")
 
+    if fmt == "onnx":
+        L += run_with_onnxruntime_genai(report)
     L += ["## Status", "", f"**{status_line(report)}**", ""]
     checked = checked_gates(report)
     if checked:
@@ -185,6 +187,33 @@ def render_model_card(report: dict, key_id: str | None = None, build_path: str |
     if key_id:
         L += [f"Signing key id: `{key_id}` (first 16 hex of sha256 of the raw Ed25519 public key).", ""]
     return "\n".join(L)
+
+
+def run_with_onnxruntime_genai(report: dict) -> list[str]:
+    """How to run an ONNX build: plain onnxruntime-genai, the model's own chat template."""
+    art = report.get("artifact") or {}
+    ep = art.get("execution_provider") or "cpu"
+    return ["## Run with onnxruntime-genai", "",
+            f"`model/` is an onnxruntime-genai folder (`genai_config.json`, `model.onnx` + "
+            f"`model.onnx.data`, tokenizer, chat template) exported for the **{ep}** execution "
+            f"provider by onnxruntime-genai's model builder"
+            + (f" ({art.get('precision')}, block {art.get('block_size')})"
+               if art.get("block_size") else "") + ".", "",
+            "```python",
+            "import json, onnxruntime_genai as og   # pip install onnxruntime-genai",
+            "model = og.Model(\"model\")",
+            "tok = og.Tokenizer(model)",
+            "messages = [{\"role\": \"user\", \"content\": \"What is the capital of France?\"}]",
+            "prompt = tok.apply_chat_template(json.dumps(messages), add_generation_prompt=True)",
+            "params = og.GeneratorParams(model)",
+            "params.set_search_options(max_length=256, do_sample=False)",
+            "gen = og.Generator(model, params)",
+            "ids = tok.encode(prompt)",
+            "gen.append_tokens(ids)",
+            "while not gen.is_done():",
+            "    gen.generate_next_token()",
+            "print(tok.decode(gen.get_sequence(0)[len(ids):]))",
+            "```", ""]
 
 
 def write_model_card(build_dir: str | os.PathLike, report: dict, key_id: str | None = None) -> Path:

@@ -47,7 +47,10 @@ def render_markdown(r: dict, plot: str | None = None) -> str:
                 f"| mean Δp | {_f(100 * fid['delta_p_mean'], '{:+.3f}')}% |"]
     nf = m.get("noise_floor")
     if nf:
-        out += ["", f"Cross-runtime noise floor (parent F16 GGUF in llama.cpp vs parent in torch): "
+        same = {"llama.cpp": "F16 GGUF in llama.cpp",
+                "onnxruntime-genai": "fp32 ONNX in onnxruntime-genai"}.get(
+            nf.get("runtime_child"), f"in {nf.get('runtime_child')}")
+        out += ["", f"Cross-runtime noise floor (parent {same} vs parent in torch): "
                     f"KLD {_f(nf['kld_mean'], '{:.6f}')}, top-1 {_f(100 * nf['top1_agreement'], '{:.2f}')}%, "
                     f"PPL ratio {_f(nf['ppl_ratio'])}."]
     pr = m.get("probes")

@@ -40,6 +40,9 @@ PRECISIONS = ("int4", "int8", "fp16", "bf16", "fp32")
 PROVIDERS = ("cpu", "cuda", "dml", "webgpu")
 ALGOS = ("default", "rtn", "k_quant")
 BLOCK_SIZES = (16, 32, 64, 128, 256)
+#: matmul_mixed_precision selectors and types the builder accepts (quant_config.MATCH_PRESETS)
+MIXED_SELECTORS = ("last_matmul", "mixed_layers", "linear_attn")
+MIXED_TYPES = ("int4", "int8")
 
 
 @dataclass
@@ -71,6 +74,14 @@ class Params:
             errs.append(("algo", f"one of {', '.join(ALGOS)}"))
         if self.accuracy_level is not None and self.accuracy_level not in (0, 1, 2, 3, 4):
             errs.append(("accuracy_level", "0-4 (1 fp32, 2 fp16, 3 bf16, 4 int8) or null"))
+        for part in str(self.mixed_precision or "").split(","):
+            if not part:
+                continue
+            sel, _, typ = part.partition(":")
+            if sel not in MIXED_SELECTORS or typ not in MIXED_TYPES:
+                errs.append(("mixed_precision", f"{part!r}: comma-separated selector:type pairs, "
+                                                f"selector one of {', '.join(MIXED_SELECTORS)}, "
+                                                f"type one of {', '.join(MIXED_TYPES)}"))
         if self.quantized is False and (self.algo != "default" or self.mixed_precision):
             errs.append(("algo", f"{self.precision} is not quantized: algo and mixed_precision "
                                  f"apply to int4/int8"))
