@@ -143,10 +143,14 @@ def column_rms(model, names: list[str], tokens, n_samples: int):
     return {k: (sums[k] / counts[k]).sqrt() for k in sums}
 
 
-def factorise(model, p: Params, tokens=None, log=print, progress=None):
+def factorise(model, p: Params, tokens=None, log=print, progress=None, out_dtype=None):
     """Replace matching Linear weights in place by their rank-r reconstruction.
 
-    Returns (factors {name.A / name.B: tensor}, per-layer records).
+    Returns (factors {name.A / name.B: tensor}, per-layer records). Each layer is factorised
+    in float64 from its own weight (a 16-bit weight widens exactly). ``out_dtype`` (a 16-bit
+    torch dtype): reconstructions and factors are stored in it at once, rounded through
+    float32 exactly as the float32 path rounds them when it saves (so a 16-bit model needs no
+    float32 copy of its weights or factors); None keeps the weight's dtype and float32 factors.
     """
     import torch
 
@@ -191,13 +195,22 @@ def factorise(model, p: Params, tokens=None, log=print, progress=None):
                 b = vh[:r]
                 if s_col is not None:
                     b = b / s_col
-                lin.weight.data.copy_((a @ b).to(lin.weight.dtype))
-                factors[f"{name}.A"] = a.float().contiguous()
-                factors[f"{name}.B"] = b.float().contiguous()
+                if out_dtype is None:
+                    lin.weight.data.copy_((a @ b).to(lin.weight.dtype))
+                else:
+                    lin.weight.data = (a @ b).float().to(out_dtype)
+                fdt = out_dtype or torch.float32
+                factors[f"{name}.A"] = a.float().to(fdt).contiguous()
+                factors[f"{name}.B"] = b.float().to(fdt).contiguous()
                 err = float(((w - a @ b).norm() / w.norm()))
                 rec["rel_error"] = round(err, 6)
             layers.append(rec)
     return factors, layers
+
+
+def _null():
+    import contextlib
+    return contextlib.nullcontext()
 
 
 def run(ctx):
@@ -216,12 +229,23 @@ def run(ctx):
     torch.set_num_threads(ctx.threads)
     p = ctx.params
     src = ctx.inputs["model"] / p.subdir if p.subdir else ctx.inputs["model"]
-    model = load_causal_lm(src, "float32")
+    # a 16-bit parent stays 16-bit: the whitening forward computes each module in float32
+    # (slim.models.upcast) and each layer is factorised from its own widened weight, so the
+    # output is bit-identical to the float32 copy's at 2 instead of 4 bytes/param
+    from slim.models.hf_io import source_dtype
+    from slim.models.upcast import Float32Compute, storage_dtype
+    weights = storage_dtype(source_dtype(src), "float32")
+    model = load_causal_lm(src, weights)
     model.eval()
+    from slim.steps.base import note_device
+    note_device("torch cpu float32" + (f" (weights {weights})" if weights != "float32" else ""))
     tokens = np.load(ctx.inputs["calibration"] / "tokens.npy") if "calibration" in ctx.inputs \
         else None
     before = sum(q.numel() for q in model.parameters())
-    factors, layers = factorise(model, p, tokens, ctx.log, ctx.progress)
+    with Float32Compute(model) if weights != "float32" else _null():
+        factors, layers = factorise(model, p, tokens, ctx.log, ctx.progress,
+                                    out_dtype=getattr(torch, p.dtype) if weights != "float32"
+                                    else None)
     tok = AutoTokenizer.from_pretrained(str(src))
     save_16bit(model, tok, ctx.out / "model", p.dtype)
     dt = getattr(torch, p.dtype)

@@ -137,3 +137,42 @@ def test_tiny_build_reports_param_counts(tmp_path):
     assert r["metrics"]["fidelity"]["kld_mean"] > 0          # a lossy lever, measured
     md = (out / "report.md").read_text()
     assert "## Low-rank factorisation" in md and f"{lr['params_after'] / 1e6:.2f}M" in md
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_16bit_parent_equals_float32_copy(tmp_path, dtype):
+    """A bf16 parent is factorised without a float32 copy (whitening forward per module in
+    float32, SVD per layer): model and factors bit-identical to the float32 copy's."""
+    from safetensors.torch import load_file
+    from transformers import PreTrainedTokenizerFast
+    from tokenizers import Tokenizer, models
+
+    from slim.steps import lowrank
+    m = small_llama(layers=2).to(torch.bfloat16)
+    tok = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.WordLevel({"a": 0, "[UNK]": 1},
+                                                                              unk_token="[UNK]")))
+    (tmp_path / "cal").mkdir()
+    np.save(tmp_path / "cal" / "tokens.npy",
+            np.random.default_rng(0).integers(0, 320, (4, 32)).astype(np.int32))
+    got = {}
+    for src_dtype in ("bfloat16", "float32"):
+        src = tmp_path / src_dtype
+        m.to(getattr(torch, src_dtype)).save_pretrained(src)
+        tok.save_pretrained(src)
+        out = tmp_path / f"out-{src_dtype}"
+        out.mkdir()
+        p = Params(param_fraction=0.5, whiten="activation", calibration_samples=2, dtype=dtype)
+        ctx = StepContext("lowrank:0", "lowrank", p, {},
+                          {"model": src, "calibration": tmp_path / "cal"}, out, 1,
+                          log=lambda s: None)
+        lowrank.run(ctx)
+        got[src_dtype] = (load_file(out / "model" / "model.safetensors"),
+                          load_file(out / "factors.safetensors"),
+                          json.loads((out / "lowrank.json").read_text())["layers"])
+    (wa, fa, la), (wb, fb, lb) = got["bfloat16"], got["float32"]
+    assert la == lb
+    for x, y in ((wa, wb), (fa, fb)):
+        assert set(x) == set(y)
+        for k in x:
+            assert x[k].dtype == y[k].dtype == getattr(torch, dtype), k
+            assert torch.equal(x[k], y[k]), k
