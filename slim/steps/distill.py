@@ -279,7 +279,9 @@ def distill(student, teacher, tokenizer, tokens, p: Params, workdir, threads: in
                 bar.update(1)
 
     from slim.steps.base import note_device
-    note_device("torch cuda float32" if torch.cuda.is_available() else "torch cpu float32")
+    t_w = {str(q.dtype).replace("torch.", "") for q in teacher.parameters()}
+    note_device(("torch cuda float32" if torch.cuda.is_available() else "torch cpu float32")
+                + ("" if t_w == {"float32"} else f" (teacher weights {'/'.join(sorted(t_w))})"))
     cfg = GKDConfig(
         output_dir=str(workdir), report_to="none", save_strategy="no", eval_strategy="no",
         max_steps=p.max_steps, per_device_train_batch_size=p.batch_size,
@@ -354,8 +356,18 @@ def run(ctx):
     p = ctx.params
     torch.set_num_threads(ctx.threads)
     src = ctx.inputs["student"] / p.subdir if p.subdir else ctx.inputs["student"]
+    # the student trains in float32 (its master weights, gradients and Adam state: mixed
+    # precision would change the result); the teacher only runs forward, so a 16-bit teacher
+    # stays 16-bit and computes each module in float32 (slim.models.upcast): the same logits
+    # as a float32 copy at 2 instead of 4 bytes per teacher parameter
+    from slim.models.hf_io import source_dtype
+    from slim.models.upcast import Float32Compute, storage_dtype
     student = load_causal_lm(src, "float32")
-    teacher = load_causal_lm(ctx.inputs["teacher"], "float32")
+    t_weights = storage_dtype(source_dtype(ctx.inputs["teacher"]), "float32")
+    teacher = load_causal_lm(ctx.inputs["teacher"], t_weights)
+    if t_weights != "float32":
+        teacher.eval()
+        Float32Compute(teacher)
     tok = AutoTokenizer.from_pretrained(str(src))
     tokens = np.load(ctx.inputs["calibration"] / "tokens.npy")
     n_student = sum(q.numel() for q in student.parameters())

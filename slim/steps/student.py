@@ -208,8 +208,14 @@ def mlp_channels(layer, keep_frac: float, multiple: int):
 
 # -- the step -------------------------------------------------------------------------------
 
+def _null():
+    import contextlib
+    return contextlib.nullcontext()
+
+
 def build_student(model, p: Params, tokens=None, log=print):
-    """(student model, summary) from a loaded fp32 HF causal LM."""
+    """(student model, summary) from a loaded HF causal LM (float32, or 16-bit: then the
+    importance forward computes in float32 module by module)."""
     import copy
 
     import torch
@@ -227,7 +233,10 @@ def build_student(model, p: Params, tokens=None, log=print):
         if tokens is None:
             raise SlimError("student: drop_by=importance needs calibration tokens", "bad_params")
         log(f"block influence on {min(p.importance_samples, len(tokens))} calibration windows")
-        influence = block_influence(model, tokens, p.importance_samples, log)
+        from slim.models.upcast import Float32Compute
+        widen = {q.dtype for q in model.parameters()} != {torch.float32}
+        with Float32Compute(model) if widen else _null():   # 16-bit weights, float32 math
+            influence = block_influence(model, tokens, p.importance_samples, log)
     keep = choose_layers(p, n, influence)
     cfg = copy.deepcopy(model.config)
     cfg.num_hidden_layers = len(keep)
@@ -271,7 +280,9 @@ def build_student(model, p: Params, tokens=None, log=print):
         new_sd[f"{prefix}{keep.index(old_i)}.{rest}"] = t.clone()
     from transformers.initialization import no_init_weights
     with no_init_weights():   # every weight is loaded below; random init is only slow
-        student = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32)
+        # the parent's own dtype: float32, or its 16-bit dtype (copied slices, no arithmetic;
+        # save_16bit's cast gives the same bits either way)
+        student = AutoModelForCausalLM.from_config(cfg, dtype=next(model.parameters()).dtype)
     missing, unexpected = student.load_state_dict(new_sd, strict=False)
     student.tie_weights()
     missing = [m for m in missing if not (m == "lm_head.weight" and cfg.tie_word_embeddings)]
@@ -309,8 +320,16 @@ def run(ctx):
     torch.set_num_threads(ctx.threads)
     p = ctx.params
     src = ctx.inputs["model"] / p.subdir if p.subdir else ctx.inputs["model"]
-    model = load_causal_lm(src, "float32")
+    # a 16-bit parent stays 16-bit (no float32 copy): block influence computes each module in
+    # float32 (slim.models.upcast) and the student is cut from the 16-bit weights; the saved
+    # student is bit-identical to the float32 path's
+    from slim.models.hf_io import source_dtype
+    from slim.models.upcast import storage_dtype
+    weights = storage_dtype(source_dtype(src), "float32")
+    model = load_causal_lm(src, weights)
     model.eval()
+    from slim.steps.base import note_device
+    note_device("torch cpu float32" + (f" (weights {weights})" if weights != "float32" else ""))
     tokens = None
     if "calibration" in ctx.inputs:
         tokens = np.load(ctx.inputs["calibration"] / "tokens.npy")

@@ -82,3 +82,21 @@ def test_no_layer_list_is_a_clear_error():
     from slim.errors import SlimError
     with pytest.raises(SlimError, match="do not exist"):
         build_student(small_llama(), Params(keep_layers=[0, 9]))
+
+
+def test_16bit_parent_equals_float32_copy():
+    """A bf16 parent is not widened to a float32 copy: block influence computes each module in
+    float32 (slim.models.upcast), the student is cut from the bf16 weights; same influence,
+    same layers, and the same weights once cast to the export dtype."""
+    m16 = small_llama(layers=4).to(torch.bfloat16)
+    m32 = small_llama(layers=4).to(torch.bfloat16).to(torch.float32)
+    tokens = np.random.default_rng(0).integers(0, 320, (4, 32)).astype(np.int32)
+    p = Params(drop_fraction=0.5, drop_by="importance", mlp_keep=0.5, mlp_multiple=64)
+    a, sa = build_student(m16, p, tokens)
+    b, sb = build_student(m32, p, tokens)
+    assert sa == sb
+    assert {q.dtype for q in a.parameters()} == {torch.bfloat16}
+    assert {q.dtype for q in m16.parameters()} == {torch.bfloat16}    # narrowed back
+    da, db = a.state_dict(), b.state_dict()
+    for k in da:
+        assert torch.equal(da[k].to(torch.float16), db[k].to(torch.float16)), k
