@@ -44,33 +44,48 @@ def token_stats(ref_lp: np.ndarray, child_lp: np.ndarray, targets: np.ndarray) -
     }
 
 
-def window_stats(parent_logits, child_logits, targets) -> dict:
+#: rows per float64 block in :func:`window_stats`: 8 × vocab float64 temporaries stay in the
+#: CPU's caches (8 × 49,152 × 8 B = 3 MiB) instead of streaming [rows, vocab] arrays through
+#: RAM; 3× faster on one thread here, bit-identical to one block
+BLOCK_ROWS = 8
+
+
+def window_stats(parent_logits, child_logits, targets, block: int = BLOCK_ROWS) -> dict:
     """Per-token statistics of one window from raw logits ``[n, vocab]`` (numpy or torch) and
     targets ``[n]``, as :func:`token_stats` computes them (llama-perplexity's definitions).
 
-    Float64 throughout, in few passes over the rows: with logits z and log-normalisers
-    L = logsumexp(z), KLD = Σ p (z_p − z_q) − (L_p − L_q). Float64 is needed: Σ p (z_p − z_q)
-    is ~L_p − L_q (tens of nats) while the cross-runtime noise floor is ~1e-6 nats. (A float32
-    form, KLD = r + log1p(Σ p (expm1(−u) + u) − r) with u = d − Σ p d, needs float64 sums and a
-    float64-normalised p to reach the same 1e-8 per token, and then costs 40 % more CPU.)"""
+    Float64 throughout, in few passes over the rows, ``block`` rows at a time: with logits z
+    and log-normalisers L = logsumexp(z), KLD = Σ p (z_p − z_q) − (L_p − L_q). Float64 is
+    needed: Σ p (z_p − z_q) is ~L_p − L_q (tens of nats) while the cross-runtime noise floor is
+    ~1e-6 nats. (A float32 form, KLD = r + log1p(Σ p (expm1(−u) + u) − r) with u = d − Σ p d,
+    needs float64 sums and a float64-normalised p to reach the same 1e-8 per token, and then
+    costs 40 % more CPU.) Top-1 compares argmaxes of the float32 logits (the float64 upcast
+    is exact, so the same indices)."""
     import torch
 
-    def f64(x):
-        x = x if isinstance(x, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(x))
-        return x.to(torch.float64)
+    def t32(x):
+        return x if isinstance(x, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(x))
 
-    zp, zq = f64(parent_logits), f64(child_logits)
-    if zp.shape != zq.shape:
-        raise ValueError(f"parent rows {tuple(zp.shape)} and child rows {tuple(zq.shape)} "
-                         f"differ (different vocabularies?)")
+    zp_all, zq_all = t32(parent_logits), t32(child_logits)
+    if zp_all.shape != zq_all.shape:
+        raise ValueError(f"parent rows {tuple(zp_all.shape)} and child rows "
+                         f"{tuple(zq_all.shape)} differ (different vocabularies?)")
+    n = zp_all.shape[0]
     tgt = torch.from_numpy(np.asarray(targets, dtype=np.int64)).view(-1, 1)
-    lp_norm, lq_norm = torch.logsumexp(zp, -1), torch.logsumexp(zq, -1)
-    lp_t = zp.gather(1, tgt)[:, 0] - lp_norm
-    lq_t = zq.gather(1, tgt)[:, 0] - lq_norm
-    top1 = (zp.argmax(-1) == zq.argmax(-1)).to(torch.float64)
-    d = zp - zq
-    p = zp.sub_(lp_norm[:, None]).exp_()          # zp is not needed any more
-    kld = torch.einsum("ij,ij->i", p, d) - (lp_norm - lq_norm)
+    top1 = (zp_all.argmax(-1) == zq_all.argmax(-1)).to(torch.float64)
+    kld, lp_t, lq_t = (torch.empty(n, dtype=torch.float64) for _ in range(3))
+    block, i = max(4, block), 0
+    while i < n:
+        j = n if n - i < block + 4 else i + block   # no block under 4 rows: einsum takes
+        # another path for 1-2 rows (last-bit differences), so a short tail joins the block
+        zp, zq = zp_all[i:j].to(torch.float64), zq_all[i:j].to(torch.float64)
+        lp_norm, lq_norm = torch.logsumexp(zp, -1), torch.logsumexp(zq, -1)
+        lp_t[i:j] = zp.gather(1, tgt[i:j])[:, 0] - lp_norm
+        lq_t[i:j] = zq.gather(1, tgt[i:j])[:, 0] - lq_norm
+        d = zp - zq
+        p = zp.sub_(lp_norm[:, None]).exp_()          # zp is not needed any more
+        kld[i:j] = torch.einsum("ij,ij->i", p, d) - (lp_norm - lq_norm)
+        i = j
     return {
         "kld": kld.clamp_min(0.0).numpy(),
         "top1": top1.numpy(),

@@ -147,3 +147,17 @@ def test_kv_cache_child_in_turn(tmp_path, tiny_hf, smollm_gguf):
     kv = s["kv_cache"]
     assert s["kld_max"] < 1e-9 and kv["type"] == "q8_0" and kv["vs_parent"]["tokens"] == 2 * 31
     assert kv["vs_parent"] == kv["vs_f16_kv"] and kv["vs_parent"]["kld_mean"] > 0
+
+
+def test_window_stats_blocked_equals_one_block():
+    """Row blocks (cache-sized float64 temporaries) give the one-block numbers bit for bit."""
+    from slim.metrics.fidelity import window_stats
+    rng = np.random.default_rng(5)
+    p = rng.normal(0, 3, (37, 5000)).astype(np.float32)
+    q = (p + rng.normal(0, 0.3, p.shape)).astype(np.float32)
+    tgt = rng.integers(0, 5000, 37)
+    one = window_stats(p, q, tgt, block=37)
+    for blk in (1, 4, 8, 16):
+        got = window_stats(p, q, tgt, block=blk)
+        for k in one:
+            np.testing.assert_array_equal(got[k], one[k], err_msg=f"{k} block {blk}")
