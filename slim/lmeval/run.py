@@ -180,6 +180,33 @@ def _samples(samples: list[dict]) -> list[dict]:
     return sorted(rows, key=lambda r: (r["doc_id"] is None, r["doc_id"]))
 
 
+def hf_lm(artifact_path, dtype: str = "float32", batch_size: int = 1):
+    """lm-eval's HFLM on an HF folder, on the CPU. A 16-bit safetensors folder evaluated in
+    float32 is not copied to float32: it is loaded in its own dtype and handed to HFLM as a model
+    whose modules compute in float32 one at a time (:mod:`slim.models.upcast`; the same
+    log-likelihoods as a float32 copy, at 2 instead of 4 bytes per parameter)."""
+    import torch
+    from lm_eval.models.huggingface import HFLM
+
+    from slim.models.hf_io import source_dtype
+    from slim.models.upcast import Float32Compute, storage_dtype
+    weights = storage_dtype(source_dtype(artifact_path), dtype)
+    try:
+        if weights == dtype:
+            return HFLM(pretrained=str(artifact_path), device="cpu", dtype=dtype,
+                        batch_size=batch_size, trust_remote_code=False)
+        from transformers import AutoModelForCausalLM
+        model = AutoModelForCausalLM.from_pretrained(str(artifact_path),
+                                                     dtype=getattr(torch, weights),
+                                                     use_safetensors=True).eval()
+        Float32Compute(model, getattr(torch, dtype))
+        return HFLM(pretrained=model, tokenizer=str(artifact_path), batch_size=batch_size,
+                    trust_remote_code=False)
+    except (OSError, ValueError) as e:
+        raise SlimError(f"lm-eval (HFLM) cannot load {artifact_path}: "
+                        f"{str(e).splitlines()[0]}", "model_load_failed") from None
+
+
 def run_lm_eval(artifact_path: str, tasks: list[str], limit: int | None,
                 threads: int | None = None, seed: int = 0, *, dtype: str = "float32",
                 n_ctx: int = 2048, batch_size: int = 1, num_fewshot: int | None = None,
@@ -215,16 +242,10 @@ def run_lm_eval(artifact_path: str, tasks: list[str], limit: int | None,
             lm = LlamaCppLM(pretrained=str(artifact_path), n_ctx=n_ctx, threads=threads, seed=seed)
         else:
             import torch
-            from lm_eval.models.huggingface import HFLM
             torch.set_num_threads(threads)
             from slim.runtimes.hf import check_hf_folder
             check_hf_folder(artifact_path)
-            try:
-                lm = HFLM(pretrained=str(artifact_path), device="cpu", dtype=dtype,
-                          batch_size=batch_size, trust_remote_code=False)
-            except (OSError, ValueError) as e:
-                raise SlimError(f"lm-eval (HFLM) cannot load {artifact_path}: "
-                                f"{str(e).splitlines()[0]}", "model_load_failed") from None
+            lm = hf_lm(artifact_path, dtype, batch_size)
         try:
             res = evaluator.simple_evaluate(
                 model=lm, tasks=names, limit=limit, num_fewshot=num_fewshot, task_manager=tm,

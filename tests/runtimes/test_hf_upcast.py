@@ -93,3 +93,19 @@ def test_lazy_blocks_stay_wide_until_the_next_block():
     assert {p.dtype for p in net.parameters()} == {torch.bfloat16}
     with torch.no_grad():
         assert torch.equal(y, want(x))
+
+
+def test_lm_eval_hflm_on_bf16_folder_equals_float32_copy(bf16_pair):
+    import torch
+
+    from slim.lmeval.run import hf_lm
+
+    class _Req:
+        def __init__(self, *args):
+            self.args = args
+    reqs = [_Req("The capital of France is", " Paris"), _Req("One, two,", " three"),
+            _Req("Hello", " world and everyone in it")]
+    a, b = hf_lm(bf16_pair[0]), hf_lm(bf16_pair[1])
+    assert {p.dtype for p in a.model.parameters()} == {torch.bfloat16}
+    assert {p.dtype for p in b.model.parameters()} == {torch.float32}
+    assert a.loglikelihood(reqs, disable_tqdm=True) == b.loglikelihood(reqs, disable_tqdm=True)
