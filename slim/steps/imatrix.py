@@ -36,6 +36,19 @@ class Params:
     dtype: str = "bfloat16"   # matmul precision under CPU autocast; "float32": no autocast
 
 
+def memory(params, model: dict) -> dict:
+    """bf16 path over a 16-bit parent: the weights are mapped from the file and given back
+    after each module (about one layer resident) — measured 0.77 GiB peak on a 1.07B bf16
+    folder, batch 8 × 512 (docs/scaling.md §8); 1 byte/param leaves room for a batch's
+    activations at any size. The float32 path holds a float32 copy (measured 6.1 bytes/param)."""
+    from slim.steps.base import TORCH_BASE
+    n = int(model.get("params") or 0)
+    if getattr(params, "dtype", "bfloat16") == "bfloat16" and model.get("bytes_per_param") == 2:
+        return {"ram": n + TORCH_BASE,
+                "why": "16-bit weights mapped and given back per layer, bf16 autocast (≤ 1 byte/param)"}
+    return {"ram": int(6.5 * n) + TORCH_BASE, "why": "the parent in float32 (6.5 bytes/param)"}
+
+
 class _Stats:
     """Running per-column sums of x^2 (fp64) and token counts per GGUF tensor (per expert)."""
 
@@ -97,9 +110,9 @@ def _expert_hook(stats, mod, names):
 def _load(src, dtype: str, load_causal_lm):
     """The model for the forward: float32 for the exact path; for bf16 autocast, the linear
     weights stay in the source's 16-bit dtype (autocast rounds them to bf16 per matmul, the
-    same values it rounded from a float32 copy) and every other parameter (embeddings, norms)
-    is float32, so the residual stream is float32 as before — 2 bytes per linear parameter
-    instead of 4."""
+    same values it rounded from a float32 copy), the embedding table too (its rows upcast to
+    float32 on lookup) and every other parameter (norms) is float32, so the residual stream
+    is float32 as before; the 16-bit weights' pages are given back after use (issue 16)."""
     import json
     from pathlib import Path
 
@@ -110,14 +123,20 @@ def _load(src, dtype: str, load_causal_lm):
     src_dtype = cfg.get("torch_dtype") or cfg.get("dtype")
     if src_dtype not in ("float16", "bfloat16"):  # float32 weights: rounding them to 16 bits
         return load_causal_lm(src, "float32")     # first would change the bf16 values
+    from slim.runtimes.torch_lowmem import float32_embedding, release_pages
     model = load_causal_lm(src, src_dtype)
     for m in model.modules():
-        if not isinstance(m, torch.nn.Linear):
+        if isinstance(m, torch.nn.Embedding) and m.weight.dtype == getattr(torch, src_dtype):
+            float32_embedding(m)   # float32 rows from the 16-bit table: the copy's rows
+        elif not isinstance(m, torch.nn.Linear):
             for p in m.parameters(recurse=False):
                 p.data = p.data.float()
             for name, b in m.named_buffers(recurse=False):
                 if b is not None and b.is_floating_point():
                     setattr(m, name, b.float())
+    # weights mapped from the 16-bit safetensors are given back after each module has run
+    # (slim/runtimes/torch_lowmem.py): about one layer resident instead of the whole model
+    release_pages(model)
     return model
 
 

@@ -72,7 +72,8 @@ def test_imatrix_paths(tmp_path, tiny_hf, tiny_gguf):
 def test_16bit_source_loads_16bit_linears_with_identical_imatrix(tmp_path, tiny_hf, tiny_gguf):
     """A 16-bit source keeps its linear weights 16-bit in the bf16 path (half the memory of a
     float32 copy) and gives bit-identical statistics: autocast rounds either copy to the same
-    bf16 values, and embeddings/norms are float32 in both."""
+    bf16 values, and the embedding rows and norms are float32 in both (the 16-bit weights'
+    pages are given back after each module: the second run re-reads them)."""
     import shutil
 
     import torch
@@ -87,10 +88,16 @@ def test_16bit_source_loads_16bit_linears_with_identical_imatrix(tmp_path, tiny_
             shutil.copy(f, src16 / f.name)
     m = imatrix._load(src16, "bfloat16", load_causal_lm)
     lin = [mod.weight.dtype for mod in m.modules() if isinstance(mod, torch.nn.Linear)]
-    other = [p.dtype for mod in m.modules() if not isinstance(mod, torch.nn.Linear)
+    other = [p.dtype for mod in m.modules()
+             if not isinstance(mod, (torch.nn.Linear, torch.nn.Embedding))
              for p in mod.parameters(recurse=False)]
     assert set(lin) <= {torch.float16, torch.float32} and torch.float16 in lin
     assert set(other) == {torch.float32}
+    # the embedding table stays 16-bit too and returns the float32 copy's rows (issue 16)
+    assert m.model.embed_tokens.weight.dtype == torch.float16
+    ids = torch.tensor([[1, 5, 99]])
+    assert m.model.embed_tokens(ids).dtype == torch.float32
+    assert torch.equal(m.model.embed_tokens(ids), m.model.embed_tokens.weight[ids].float())
     rng = np.random.default_rng(1)
     tokens = rng.integers(0, 2000, (4, 64)).astype(np.int32)
     (tmp_path / "a").mkdir()
