@@ -75,24 +75,28 @@ def models(cfg) -> dict[str, Path]:
             "parent HF": input_path(done, plan.parent), "calibration": done[cal].entry.data}
 
 
-def measure(path: Path, items: list[dict], cfg, batch_size: int, rounds: int) -> dict:
+def measure(path: Path, items: list[dict], cfg, batch_size: int, rounds: int,
+            flash_attn: bool = True) -> dict:
     from slim.probes.suite import score_item
     from slim.runtimes import open_runtime
     from slim.runtimes.agreement import compare_greedy
 
     n_tok = cfg.probes.max_tokens
-    with open_runtime(path, n_ctx=2048, threads=cfg.threads) as rt:
+    # both modes as the probe step runs them: flash attention on (llama.cpp's default)
+    with open_runtime(path, n_ctx=2048, threads=cfg.threads, flash_attn=flash_attn) as rt:
         ids = [rt.chat_prompt_ids(it["messages"]) for it in items]
         limits = [min(n_tok, rt.n_ctx - len(p)) for p in ids]
         out = {1: [None] * len(ids), batch_size: [None] * len(ids)}
         secs = {1: 0.0, batch_size: 0.0}
+        cpu = {1: 0.0, batch_size: 0.0}
         for r in range(rounds):
             part = list(range(r, len(ids), rounds))
             for b in ((1, batch_size) if r % 2 == 0 else (batch_size, 1)):
-                t = time.perf_counter()
+                t, c = time.perf_counter(), Clock._cpu()
                 toks = rt.generate_batch([ids[i] for i in part], [limits[i] for i in part],
                                          batch_size=b)
                 secs[b] += time.perf_counter() - t
+                cpu[b] += Clock._cpu() - c
                 for i, o in zip(part, toks):
                     out[b][i] = o
         seq, bat = out[1], out[batch_size]
@@ -101,6 +105,7 @@ def measure(path: Path, items: list[dict], cfg, batch_size: int, rounds: int) ->
     verdicts = sum(score_item(it, a)["passed"] == score_item(it, b)["passed"]
                    for it, (a, b) in zip(items, text))
     return {"n": len(items), "seq_s": secs[1], "bat_s": secs[batch_size],
+            "seq_cpu": cpu[1], "bat_cpu": cpu[batch_size],
             "prompt_tokens": sum(map(len, ids)), "gen_tokens": sum(map(len, seq)),
             "identical_text": sum(a == b for a, b in text), "same_verdict": verdicts, **agree}
 
@@ -397,6 +402,8 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--rounds", type=int, default=4, help="alternating rounds (items split evenly)")
     ap.add_argument("--items", type=int, default=0, help="every k-th item so that about N remain")
+    ap.add_argument("--no-flash-attn", dest="flash_attn", action="store_false",
+                    help="probes without flash attention (the probe step's flash_attn=false)")
     ap.add_argument("--parent", type=Path, help="a parent GGUF to use instead of the cache's")
     ap.add_argument("--child", type=Path, help="a child GGUF to use instead of the cache's")
     ap.add_argument("--only", default="probes,fidelity,imatrix",
@@ -439,16 +446,20 @@ def probes_section(cfg, paths: dict, a) -> None:
     print(f"\nprobes: {len(items)} items ({cfg.probes.name} suite), max_tokens "
           f"{cfg.probes.max_tokens}, greedy, llama.cpp, batch size {a.batch_size}, {a.rounds} "
           f"alternating rounds")
-    tot = {"seq_s": 0.0, "bat_s": 0.0, "n": 0, "identical": 0}
+    tot = {"seq_s": 0.0, "bat_s": 0.0, "seq_cpu": 0.0, "bat_cpu": 0.0, "n": 0, "identical": 0}
+    print(f"flash attention {'on (as the probe step runs)' if a.flash_attn else 'off'}; "
+          f"CPU seconds in brackets (this process, all threads: load moves them far less)")
     for name in ("parent F16", "child"):
         path = paths[name]
-        m = measure(path, items, cfg, a.batch_size, a.rounds)
+        m = measure(path, items, cfg, a.batch_size, a.rounds, a.flash_attn)
         for k in tot:
             tot[k] += m[k]
         print(f"\n{name}: {path}")
-        print(f"  one at a time: {m['seq_s']:7.1f} s  {m['n'] / m['seq_s']:6.3f} items/s")
-        print(f"  batched ({a.batch_size:2}) : {m['bat_s']:7.1f} s  {m['n'] / m['bat_s']:6.3f} items/s"
-              f"   ratio {m['seq_s'] / m['bat_s']:.2f}x  (target >= 4)")
+        print(f"  one at a time: {m['seq_s']:7.1f} s ({m['seq_cpu']:7.1f} s CPU)  "
+              f"{m['n'] / m['seq_s']:6.3f} items/s")
+        print(f"  batched ({a.batch_size:2}) : {m['bat_s']:7.1f} s ({m['bat_cpu']:7.1f} s CPU)  "
+              f"{m['n'] / m['bat_s']:6.3f} items/s   ratio {m['seq_s'] / m['bat_s']:.2f}x wall, "
+              f"{m['seq_cpu'] / m['bat_cpu']:.2f}x CPU  (target >= 4)")
         print(f"  identical outputs: {m['identical']}/{m['n']} = {100 * m['identical'] / m['n']:.1f}% "
               f"(text {m['identical_text']}); differing: {m['explained']} flips at near-ties (batched "
               f"choice within {m['bound']} nats of the best; one-row vs multi-row kernels of this "
@@ -459,7 +470,8 @@ def probes_section(cfg, paths: dict, a) -> None:
                   f"trails by {u['gap']} (one at a time) / {u['gap_one_pass']} (one pass) nats")
         print(f"  tokens: {m['prompt_tokens']} prompt, {m['gen_tokens']} generated (one at a time)")
     print(f"\nboth models: one at a time {tot['n'] / tot['seq_s']:.3f} items/s, batched "
-          f"{tot['n'] / tot['bat_s']:.3f} items/s, ratio {tot['seq_s'] / tot['bat_s']:.2f}x; "
+          f"{tot['n'] / tot['bat_s']:.3f} items/s, ratio {tot['seq_s'] / tot['bat_s']:.2f}x wall, "
+          f"{tot['seq_cpu'] / tot['bat_cpu']:.2f}x CPU; "
           f"identical {100 * tot['identical'] / tot['n']:.1f}%")
 
 
