@@ -61,6 +61,11 @@ def main() -> None:
         rows.append((t, r, f, time.time() - t0))
         print(f"{t:8} {r['artifact']['bytes'] / 1e6:7.1f} MB  KLD {f['kld_mean']:.5f}  "
               f"size model {est / built:.4f}", file=sys.stderr)
+        write(a, overrides, rows)   # after each type: a long sweep stopped early keeps its rows
+
+
+def write(a, overrides: list[str], rows: list) -> None:
+    rows = sorted(rows, key=lambda x: -x[1]["artifact"]["bytes"])
     r0, f0 = rows[0][1], rows[0][2]
     nf = r0["metrics"].get("noise_floor") or {}
     lines = [
@@ -77,7 +82,7 @@ def main() -> None:
         f"{nf.get('kld_mean', float('nan')):.6f}, top-1 {100 * nf.get('top1_agreement', float('nan')):.2f}%.", "",
         "| type | file MB | bpw | PPL ratio | mean KLD ± se | p99 KLD | top-1 | plan=true size / built | published (Llama-3-8B): bpw / PPL ratio / KLD |",
         "|---|---|---|---|---|---|---|---|---|"]
-    for t, r, f, _ in sorted(rows, key=lambda x: -x[1]["artifact"]["bytes"]):
+    for t, r, f, _ in rows:
         pb = PUBLISHED.get(t, (None, None, None))
         est, built = r["_est"]
         lines.append(f"| {t.upper()} | {r['artifact']['bytes'] / 1e6:.1f} | {r['artifact']['bpw']:.2f} | "
@@ -113,7 +118,7 @@ def main() -> None:
     hand = old[old.index(HAND):] if HAND in old else ""
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines) + "\n" + ("\n" + hand if hand else ""))
-    print("\n".join(lines))
+    print(f"wrote {out} ({len(rows)} types)", file=sys.stderr)
 
 
 if __name__ == "__main__":
