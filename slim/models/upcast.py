@@ -8,7 +8,7 @@ float32 copy of the whole model (4 bytes/param) becomes one module's at a time. 
 * **per call** (``Float32Compute(model)``): every module with its own floating parameters is
   widened in a forward pre-hook and narrowed back in its forward hook. Parameters stay 16-bit
   between calls. For inference (the transformers runtime, teachers): values are never written,
-  so narrowing back restores the loaded bits.
+  so narrowing back puts the loaded 16-bit tensor itself back (no copy, no rounding).
 * **lazy blocks** (``blocks=[decoder layers]``): modules inside a block are widened when the
   block is first entered and stay float32 until another block is entered (then they are
   narrowed back). This is what a sequential calibration pipeline (llm-compressor's) needs: the
@@ -37,9 +37,14 @@ class Float32Compute:
     ``remove()`` narrows any widened module back and removes the hooks; use it as a context
     manager or call it when done."""
 
-    def __init__(self, model, dtype=None, blocks: Iterable | None = None):
+    def __init__(self, model, dtype=None, blocks: Iterable | None = None,
+                 keep_calls: bool | None = None):
         import torch
         self.torch = torch
+        # per-call modules get their own 16-bit tensor back (no new allocation, the loaded
+        # bits) unless they may be written between calls (lazy mode: llm-compressor updates
+        # lm_head when it is targeted) -- then the float32 values are cast back
+        self.keep_calls = (not blocks) if keep_calls is None else keep_calls
         self.dtype = dtype or torch.float32
         self.handles = []
         self.saved: dict = {}            # id(param) -> (param, its 16-bit dtype)
@@ -62,12 +67,14 @@ class Float32Compute:
                 self.handles.append(m.register_forward_hook(self._narrow_hook))
 
     # -- casting ----------------------------------------------------------------
-    def _widen(self, module) -> None:
+    def _widen(self, module, keep: bool = False) -> None:
+        """``keep``: remember the 16-bit tensor itself (restored as is: the loaded bits, and a
+        file mapping stays a mapping), else only its dtype (the widened values are cast back)."""
         torch = self.torch
         with torch.inference_mode(False), torch.no_grad():
             for p in _own_float_params(module):
                 if p.dtype != self.dtype and id(p) not in self.saved:
-                    self.saved[id(p)] = (p, p.dtype)
+                    self.saved[id(p)] = (p, p.data if keep else p.dtype)
                     p.data = p.data.to(self.dtype)
 
     def _narrow(self, module) -> None:
@@ -76,12 +83,12 @@ class Float32Compute:
             for p in _own_float_params(module):
                 got = self.saved.pop(id(p), None)
                 if got is not None:
-                    p.data = p.data.to(got[1])
+                    p.data = got[1] if isinstance(got[1], torch.Tensor) else p.data.to(got[1])
 
     # -- hooks ------------------------------------------------------------------
     def _widen_hook(self, module, args):
         self.calls += 1
-        self._widen(module)
+        self._widen(module, keep=self.keep_calls)
 
     def _narrow_hook(self, module, args, output):
         self._narrow(module)
@@ -106,8 +113,8 @@ class Float32Compute:
         self.narrow_block()
         torch = self.torch
         with torch.inference_mode(False), torch.no_grad():
-            for p, dt in list(self.saved.values()):
-                p.data = p.data.to(dt)
+            for p, old in list(self.saved.values()):
+                p.data = old if isinstance(old, torch.Tensor) else p.data.to(old)
         self.saved.clear()
         for h in self.handles:
             h.remove()
