@@ -36,13 +36,14 @@ class Params:
     def validate(self):
         import gguf
         errs = []
-        from slim.hardware.estimate import ftype_needs_imatrix
+        from slim.hardware.estimate import GGUF_FTYPES, ftype_needs_imatrix
         if self.type not in FTYPES:
             errs.append(("type", f"unknown GGUF quant type {self.type!r}; known: "
                                  f"{', '.join(sorted(FTYPES))}"))
         elif not self.imatrix and ftype_needs_imatrix(self.type):
-            errs.append(("imatrix", f"llama.cpp cannot write {self.type} without an importance "
-                                    f"matrix (its {self.type} tensors need one); set imatrix: true"))
+            errs.append(("imatrix", f"llama.cpp refuses {self.type} without an importance matrix "
+                                    f"(its {GGUF_FTYPES[self.type.lower()]} tensors need one); "
+                                    f"set imatrix: true or pick another type"))
         for pat, t in (self.tensor_types or {}).items():
             if t not in gguf.GGMLQuantizationType.__members__:
                 errs.append((f"tensor_types.{pat}", f"unknown ggml type {t!r}"))

@@ -90,3 +90,14 @@ def test_size_model_matches_the_file_llama_cpp_writes(method):
     from omegaconf import OmegaConf
     est = estimate_weights(*deployed(OmegaConf.to_container(cfg.method, resolve=True), arch))
     assert est["bytes"] == sum(t.n_bytes for t in tensors)
+
+
+@pytest.mark.parametrize("ftype,gib", [
+    # llama.cpp tools/perplexity README, LLaMA 3 8b scoreboard (imatrix rows), "Model size [GiB]"
+    ("iq4_nl", 4.35), ("iq4_xs", 4.14), ("iq3_m", 3.53), ("iq3_xxs", 3.05), ("iq2_m", 2.74)])
+def test_llama3_8b_iq_sizes_match_llama_cpp_s_published_files(ftype, gib):
+    from slim.hardware.estimate import estimate_weights, gguf_storage
+    from slim.planview import model_arch
+
+    est = estimate_weights(model_arch(compose(["model=llama3_8b"])), gguf_storage(ftype, True))
+    assert est["bytes"] / 2**30 == pytest.approx(gib, rel=0.01)
