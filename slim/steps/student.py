@@ -277,7 +277,7 @@ def build_student(model, p: Params, tokens=None, log=print):
                     t = t.index_select(0, ch)
                 elif parts[1] in _MLP_COLS and parts[-1] == "weight":
                     t = t.index_select(1, ch)
-        new_sd[f"{prefix}{keep.index(old_i)}.{rest}"] = t.clone()
+        new_sd[f"{prefix}{keep.index(old_i)}.{rest}"] = t   # load_state_dict copies
     from transformers.initialization import no_init_weights
     with no_init_weights():   # every weight is loaded below; random init is only slow
         # the parent's own dtype: float32, or its 16-bit dtype (copied slices, no arithmetic;
