@@ -45,6 +45,15 @@ def render_markdown(r: dict, plot: str | None = None) -> str:
                 f"| p99 KLD | {_f(fid['kld_p99'])} |",
                 f"| top-1 agreement | {_f(100 * fid['top1_agreement'], '{:.2f}')}% |",
                 f"| mean Δp | {_f(100 * fid['delta_p_mean'], '{:+.3f}')}% |"]
+        kv = fid.get("kv_cache")
+        if kv:
+            vp, vf = kv["vs_parent"], kv["vs_f16_kv"]
+            out += ["", f"With a {kv['type']} KV cache ({kv['method']}):", "",
+                    f"| {kv['type']} KV | mean KLD | p99 KLD | PPL ratio | top-1 |", "|---|---|---|---|---|",
+                    f"| vs parent | {_f(vp['kld_mean'], '{:.5f}')} ± {_f(vp.get('kld_mean_stderr'), '{:.5f}')} | "
+                    f"{_f(vp['kld_p99'])} | {_f(vp['ppl_ratio'])} | {_f(100 * vp['top1_agreement'], '{:.2f}')}% |",
+                    f"| vs this build, f16 KV | {_f(vf['kld_mean'], '{:.5f}')} ± {_f(vf.get('kld_mean_stderr'), '{:.5f}')} | "
+                    f"{_f(vf['kld_p99'])} | {_f(vf['ppl_ratio'])} | {_f(100 * vf['top1_agreement'], '{:.2f}')}% |"]
     nf = m.get("noise_floor")
     if nf:
         same = {"llama.cpp": "F16 GGUF in llama.cpp",

@@ -18,6 +18,12 @@ def print_summary(build_dir: Path) -> None:
         lines.append(f"  fidelity  PPL ratio {fid['ppl_ratio']:.4f}, KLD {fid['kld_mean']:.5f} "
                      f"± {fid['kld_mean_stderr']:.5f}, top-1 {100 * fid['top1_agreement']:.1f}% "
                      f"({fid['tokens']} tokens)")
+        kv = fid.get("kv_cache")
+        if kv:
+            vp, vf = kv["vs_parent"], kv["vs_f16_kv"]
+            lines.append(f"  kv_cache={kv['type']}  KLD vs parent {vp['kld_mean']:.5f} "
+                         f"± {vp['kld_mean_stderr']:.5f}, vs the same build with f16 KV "
+                         f"{vf['kld_mean']:.5f} ± {vf['kld_mean_stderr']:.5f}")
     pr = (r.get("metrics") or {}).get("probes")
     if pr:
         head = headline_retention(r)

@@ -56,3 +56,19 @@ def test_runtimes_note_their_device(tiny_q4):
     ran = [s for s in report["steps"] if not s["cached"]]
     assert all(s.get("devices") for s in ran)
     assert set(report["environment"]["devices"]) == {d for s in ran for d in s["devices"]}
+
+
+def test_llmc_oneshot_notes_llm_compressors_onload_device(monkeypatch):
+    """llm-compressor's sequential pipeline onloads each layer to its main device (CUDA/MPS when
+    present); the step notes that device, not where the 16-bit weights rest (the CPU)."""
+    import torch
+    import llmcompressor.utils.dev as dev
+
+    from slim.steps import llmc_oneshot as L
+    monkeypatch.setattr(dev, "get_main_device", lambda: torch.device("cuda", 0))
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda d=None: "NVIDIA H100 80GB HBM3")
+    assert L._main_device(L.Params(algorithm="gptq", scheme="W4A16")) == \
+        "cuda (NVIDIA H100 80GB HBM3)"
+    assert L._main_device(L.Params(algorithm="magnitude", sparsity=0.5)) == "cpu"
+    monkeypatch.setattr(dev, "get_main_device", lambda: torch.device("mps"))
+    assert L._main_device(L.Params(algorithm="wanda", sparsity=0.5)) == "mps"
