@@ -10,8 +10,10 @@ costs is then the allocation's predicted mean KLD over that floor (first order: 
 small perturbations add).
 
 Weight-free (plan=true, architecture-only models): every tensor of a kind gets the prior NSR
-of each type (median over the default model's tensors where the type was legal), so the
-allocation and its predicted size are an estimate, labelled as such.
+of each type (ggml's error on seeded heavy-tailed weights, ``gguf_error.synthetic_nsr``: the
+default model's own errors are no prior, its weights were distributed as Q4_1 and Q4_1/Q5_1
+reproduce them almost exactly), so the allocation and its predicted size are an estimate,
+labelled as such.
 """
 from __future__ import annotations
 
@@ -144,9 +146,9 @@ def estimate_allocation(arch: dict, storage: dict) -> dict:
             "allocation": {"types": a.types, "by_layer": by_layer(a.types),
                            "budget": int(f["budget"]), "budget_how": f.get("budget_how"),
                            "predicted_kld_over_floor": a.cost, "solver": a.solver,
-                           "note": "estimate without weights: each tensor kind gets the default "
-                                   "model's median error per type (fit_sensitivity.json: "
-                                   + str(cal.get("source")) + ")"}}
+                           "note": "estimate without weights: every tensor gets the prior error per "
+                                   "type (" + str(cal.get("nsr_prior_source", "?")) + ") × its "
+                                   "kind's sensitivity (" + str(cal.get("source")) + ")"}}
 
 
 def least_bytes(arch: dict, candidates) -> int:
