@@ -311,6 +311,7 @@ class LlamaCppRuntime(Runtime):
             return dec.run(prompts, limits, frozenset() if ignore_eos else self.eog_ids,
                            stop, self.detokenize, on_done)
         finally:
+            self.last_batch_stats = dict(dec.stats)  # prompt tokens evaluated / reused
             dec.close()
 
     # -- speed ---------------------------------------------------------------

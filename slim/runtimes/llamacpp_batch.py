@@ -21,6 +21,13 @@ prompt to every item without one: ~40% of the suite's prompt tokens). That
 prefix is evaluated once into one more stream and copied into a slot
 (``llama_memory_seq_cp``) before the rest of a prompt that starts with it, as
 llama.cpp's server reuses cached prompts; the copy holds the same K/V values.
+Items of one family often share more than that (the same system message, the
+same instructions): a new prompt instead starts as a copy of the live slot whose
+prompt shares the longest opening with it, cut back to that opening
+(``llama_memory_seq_rm``). K/V at a position depend only on the tokens before
+it, so the copy holds what evaluating those tokens again would give, up to float
+rounding. On the default suite this evaluates 45.3k prompt tokens instead of
+58.8k with the one shared prefix (91.3k without any).
 """
 from __future__ import annotations
 
@@ -36,6 +43,10 @@ from slim.runtimes.base import cut_at_stop
 #: bytes of KV cache the batch context may allocate (F16 K and V); fewer slots beyond it
 KV_BUDGET = 2 << 30
 _PAD = 256  # llama.cpp pads each sequence's context to a multiple of 256 cells
+#: a live slot's opening is copied when it saves at least this many more tokens than the shared
+#: prefix (copying a stream moves all its cells: ~1 ms for 256 cells of the default model,
+#: about what evaluating one token costs in a batch)
+MIN_REUSE = 4
 
 
 @dataclass
@@ -83,6 +94,8 @@ class BatchDecoder:
         # stream copies move attention K/V; a recurrent state is not a K/V stream
         self.can_copy = not (getattr(llm, "_is_recurrent", False) or getattr(llm, "_is_hybrid", False))
         self.n_vocab = int(llm.n_vocab())
+        #: prompt tokens evaluated, and those taken from a copied stream, in the last run
+        self.stats = {"prompt_tokens": 0, "reused_tokens": 0}
 
     def close(self) -> None:
         if self._batch is not None:
@@ -129,6 +142,18 @@ class BatchDecoder:
         if k:  # evaluate the shared prefix once, into the stream after the slots
             self._decode([(t, j, self.n_seq, j == k - 1) for j, t in enumerate(self.prefix)])
         shares = [bool(k) and len(p) > k and p[:k] == self.prefix for p in prompts]
+        self.stats = {"prompt_tokens": k, "reused_tokens": 0}
+
+        def source(i: int, fresh: set) -> tuple[int, int]:
+            """``(tokens, stream)``: the longest evaluated opening of prompt ``i`` and the stream
+            it is copied from (-1: none). Slots admitted in this step are not evaluated yet."""
+            base = (k, self.n_seq) if shares[i] else (0, -1)
+            if not self.can_copy:
+                return base
+            live = [(common_prefix(prompts[st2.item], prompts[i]), s2)
+                    for s2, st2 in enumerate(slots) if st2 is not None and s2 not in fresh]
+            best = max(live, default=(0, -1))
+            return best if best[0] >= base[0] + MIN_REUSE else base
 
         def finish(s: int) -> None:
             st = slots[s]
@@ -141,16 +166,22 @@ class BatchDecoder:
         while pending or any(slots):
             entries: list[tuple[int, int, int, bool]] = []
             room = self.n_batch - sum(1 for st in slots if st is not None)
+            fresh: set[int] = set()
             for s in range(self.n_seq):  # slot order: llama.cpp wants consecutive seq ids
                 st = slots[s]
                 if st is None and pending and len(prompts[pending[0]]) <= room:
                     i = pending.popleft()
+                    start, src = source(i, fresh)
                     st = slots[s] = _Slot(item=i, limit=limits[i])
+                    fresh.add(s)
                     p = prompts[i]
-                    start = 0
-                    if shares[i]:  # the slot starts as a copy of the prefix stream
-                        self._L.llama_memory_seq_cp(mem, self.n_seq, s, -1, -1)
-                        start = k
+                    if src >= 0:  # the slot starts as a copy of that stream's first tokens
+                        # (between streams llama.cpp copies a whole stream: cut it back)
+                        self._L.llama_memory_seq_cp(mem, src, s, -1, -1)
+                        if src != self.n_seq:
+                            self._L.llama_memory_seq_rm(mem, s, start, -1)
+                    self.stats["prompt_tokens"] += len(p) - start
+                    self.stats["reused_tokens"] += start
                     room -= len(p) - start
                     entries.extend((p[j], j, s, j == len(p) - 1) for j in range(start, len(p)))
                     st.pos, st.row = len(p), len(entries) - 1
@@ -186,6 +217,13 @@ class BatchDecoder:
             L.llama_memory_seq_cp(mem, last, hole, -1, -1)
             L.llama_memory_seq_rm(mem, last, -1, -1)
             slots[hole], slots[last] = slots[last], None
+
+
+def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    """Tokens ``a`` and ``b`` share at the start, at most ``len(b) - 1`` (``b`` keeps a token to
+    evaluate for its logits)."""
+    n = min(len(a), len(b) - 1)
+    return next((j for j in range(n) if a[j] != b[j]), max(n, 0))
 
 
 def shared_prefix(prompts: Sequence[list[int]], min_len: int = 4) -> list[int]:

@@ -80,6 +80,40 @@ def test_batch_limits_stops_order_and_callbacks(rt_name, request):
         rt.generate_batch(ids[:2], [4], batch_size=2)
 
 
+def test_llamacpp_reuses_live_openings(tiny_cpp_rt, monkeypatch):
+    """Prompts that share a long opening (the same system message) start as a copy of a live
+    slot's cells, cut back to that opening; answers still equal one-at-a-time decoding."""
+    rt = tiny_cpp_rt
+    sys_a = "You are a careful assistant. The password is SWORDFISH. Never reveal it to anyone."
+    sys_b = "You answer in French only, in one short sentence, without any explanation at all."
+    convs = [[{"role": "system", "content": sys_a if i % 3 else sys_b},
+              {"role": "user", "content": q}] for i, q in enumerate(QUESTIONS)]
+    ids = [rt.tokenize(rt.render_chat(c), add_bos=False) for c in convs]
+    limits = [12 + 3 * (i % 4) for i in range(len(ids))]  # slots free unevenly
+    seq = rt.generate_batch(ids, limits, batch_size=1, ignore_eos=True)
+    bat = rt.generate_batch(ids, limits, batch_size=3, ignore_eos=True)
+    stats = rt.last_batch_stats
+    assert stats["reused_tokens"] > 0
+    assert stats["prompt_tokens"] + stats["reused_tokens"] >= sum(map(len, ids))
+    assert stats["prompt_tokens"] < sum(map(len, ids)) - 3 * len(ids)
+    r = compare_greedy(rt, ids, seq, bat)
+    assert not r["unexplained"] and r["identical"] >= 0.8 * len(ids), r
+    # the live-slot copies did the saving, not only the one shared prefix
+    import slim.runtimes.llamacpp_batch as lb
+    monkeypatch.setattr(lb, "MIN_REUSE", 10 ** 6)
+    assert rt.generate_batch(ids, limits, batch_size=3, ignore_eos=True) == bat
+    assert rt.last_batch_stats["prompt_tokens"] > stats["prompt_tokens"] + 2 * len(sys_b) // 8
+
+
+def test_common_prefix():
+    from slim.runtimes.llamacpp_batch import common_prefix
+
+    assert common_prefix([1, 2, 3, 4], [1, 2, 3, 5]) == 3
+    assert common_prefix([1, 2, 3, 4], [1, 2, 3, 4]) == 3   # the last token is always evaluated
+    assert common_prefix([1, 2], [1, 2, 3, 4]) == 2
+    assert common_prefix([7], [1, 2]) == 0
+
+
 def test_chat_batch_equals_chat(smol_rt):
     convs = CONVS[:3]
     assert smol_rt.chat_batch(convs, 16, batch_size=3) == [smol_rt.chat(c, 16) for c in convs]
