@@ -69,6 +69,8 @@ def plan_stage(planner, current, params: dict, index: int):
 
     if current.format not in ("hf", "safetensors"):
         raise SlimError(f"quantize_gguf needs a 16-bit HF model as input, got {current.format}")
+    from slim.steps.helpers import plain
+    params = plain(params)   # a CLI override (tensor_types={...}) arrives as a DictConfig
     p = Params(**params)
     f16 = planner.gguf_f16(current)
     deps = {"f16": f16.step}
