@@ -44,6 +44,18 @@ def _is_16bit(t) -> bool:
     return t.dtype in (torch.float16, torch.bfloat16)
 
 
+def float32_embedding(m) -> None:
+    """``m`` (an ``nn.Embedding`` with a 16-bit weight) returns float32 rows: the rows of its
+    float32 copy (a lookup, then an exact upcast), without that copy."""
+    import torch
+    import torch.nn.functional as F
+
+    def embedding(self, ids):
+        return F.embedding(ids, self.weight, self.padding_idx, self.max_norm, self.norm_type,
+                           self.scale_grad_by_freq, self.sparse).to(torch.float32)
+    m.forward = types.MethodType(embedding, m)
+
+
 def compute_float32(model, head_rows: int = HEAD_ROWS):
     """Patch ``model`` in place to compute in float32 over its 16-bit Linear/Embedding weights."""
     import torch
@@ -60,15 +72,13 @@ def compute_float32(model, head_rows: int = HEAD_ROWS):
                                    None if bias is None else bias[i:i + head_rows])
                           for i in range(0, w.shape[0], head_rows)], dim=-1)
 
-    def embedding(self, ids):
-        return F.embedding(ids, self.weight, self.padding_idx, self.max_norm, self.norm_type,
-                           self.scale_grad_by_freq, self.sparse).to(torch.float32)
-
     for m in model.modules():
-        if isinstance(m, torch.nn.Linear) and _is_16bit(m.weight):
+        if type(m) is torch.nn.Linear and _is_16bit(m.weight):
             m.forward = types.MethodType(linear, m)
-        elif isinstance(m, torch.nn.Embedding) and _is_16bit(m.weight):
-            m.forward = types.MethodType(embedding, m)
+        elif type(m) is torch.nn.Embedding and _is_16bit(m.weight):
+            float32_embedding(m)
+        elif isinstance(m, (torch.nn.Linear, torch.nn.Embedding)):
+            continue   # a library's own subclass (packed/compressed weights): left as loaded
         else:
             for p in m.parameters(recurse=False):
                 if p.is_floating_point() and p.dtype != torch.float32:
@@ -168,3 +178,46 @@ def scored_logits(model, tokens, a: int, b: int, device: str = "cpu"):
         out = model(input_ids=ids, use_cache=False,
                     logits_to_keep=torch.arange(a, b, device=device)).logits[0]
     return np.ascontiguousarray(out.to(torch.float32).cpu().numpy())
+
+
+def write_scored_rows(folder, tokens, a: int, b: int, out, n_ctx: int, threads: int) -> dict:
+    """Rows [a, b) of every window of ``tokens`` ([chunks, n_ctx]) from the HF model in
+    ``folder`` (16-bit weights, float32 math, pages given back), appended to the file ``out``
+    as float32; returns ``{"vocab", "runtime", "devices", "seconds"}``."""
+    import time
+
+    from slim.runtimes import open_runtime
+    from slim.steps.base import devices_used
+    rt = open_runtime(str(folder), n_ctx=n_ctx, threads=threads, dtype=source_dtype(folder))
+    with rt:
+        compute_float32(rt.model)
+        release_pages(rt.model)
+        t, vocab = 0.0, None
+        with open(out, "wb") as f:
+            for w in tokens:
+                t0 = time.perf_counter()
+                rows = scored_logits(rt.model, w.tolist(), a, b, rt.device)
+                t += time.perf_counter() - t0
+                vocab = int(rows.shape[1])
+                f.write(rows.data)
+        return {"vocab": vocab, "runtime": rt.name, "devices": devices_used(), "seconds": t}
+
+
+def main(argv=None) -> int:
+    """``python -m slim.runtimes.torch_lowmem FOLDER TOKENS.npy A B OUT.f32 N_CTX THREADS``:
+    :func:`write_scored_rows` in a process of its own (the fidelity step's transformers parent:
+    torch's and transformers' own memory never enters the step's process), the result as JSON
+    in ``OUT.f32.json``."""
+    import json
+    import sys
+
+    import numpy as np
+    folder, tokens, a, b, out, n_ctx, threads = (argv or sys.argv[1:])[:7]
+    res = write_scored_rows(folder, np.load(tokens), int(a), int(b), out, int(n_ctx), int(threads))
+    with open(out + ".json", "w") as f:
+        json.dump(res, f)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -13,9 +13,11 @@ every window and its scored rows' float32 logits go to a scratch file outside th
 when the step ends); it is closed, then the child runs and each window's statistics are
 computed from its rows and the parent's rows read back — the same float32 numbers as when
 both were open at once, so the statistics are unchanged. A transformers parent (the noise
-floor: the HF parent in torch vs its F16 GGUF in llama.cpp) keeps its 16-bit weights and
+floor: the HF parent in torch vs its F16 GGUF in llama.cpp) runs in a process of its own
+(torch's and transformers' ~0.5 GiB never sit beside the GGUF), keeps its 16-bit weights and
 computes in float32 (:mod:`slim.runtimes.torch_lowmem`: the float32 model's numbers, about one
-layer's weights resident), with only the scored rows through the LM head.
+layer's weights resident), with only the scored rows through the LM head. The step's peak
+RSS is its own or that process's, whichever is larger (``RUSAGE_CHILDREN``).
 """
 from __future__ import annotations
 
@@ -58,8 +60,6 @@ def extra_libs(params: dict) -> tuple:
 def _rows(rt, window, a: int, b: int):
     """Raw float32 logits of rows [a, b) of one window (a copy: runtimes reuse their buffers)."""
     import numpy as np
-    if getattr(rt, "scored_logits", None) is not None:
-        return rt.scored_logits(window, a, b)
     if hasattr(rt, "logits_rows"):
         return rt.logits_rows(window, a, b)
     if hasattr(rt, "logits"):
@@ -68,20 +68,38 @@ def _rows(rt, window, a: int, b: int):
 
 
 def _open(path, n_ctx: int, threads: int, flash_attn: bool, **kw):
-    """A runtime for ``path``; a transformers one with its 16-bit weights computing in float32,
-    pages of used weights given back (:mod:`slim.runtimes.torch_lowmem`)."""
+    """A runtime for ``path`` (llama.cpp: with flash attention when asked, as llama-perplexity)."""
     from slim.runtimes import open_runtime, runtime_kind
-    kind = runtime_kind(path)
-    if kind == "transformers":
-        from slim.runtimes import torch_lowmem as tl
-        rt = open_runtime(str(path), n_ctx=n_ctx, threads=threads, dtype=tl.source_dtype(path))
-        tl.compute_float32(rt.model)
-        tl.release_pages(rt.model)
-        rt.scored_logits = lambda w, a, b: tl.scored_logits(rt.model, w, a, b, rt.device)
-        return rt
-    if flash_attn and kind == "llama.cpp":
+    if flash_attn and runtime_kind(path) == "llama.cpp":
         kw = {"flash_attn": True, **kw}
     return open_runtime(str(path), n_ctx=n_ctx, threads=threads, **kw)
+
+
+def _torch_parent(folder, tokens_file, a: int, b: int, spill, n_ctx: int, threads: int) -> dict:
+    """A transformers parent's rows written into ``spill`` by a process of its own
+    (``python -m slim.runtimes.torch_lowmem``: 16-bit weights, float32 math, pages given
+    back), so torch's and transformers' memory never adds to the llama.cpp child's here."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from slim.errors import SlimError
+    from slim.steps.base import note_device
+    spill.close()
+    r = subprocess.run([sys.executable, "-m", "slim.runtimes.torch_lowmem", str(folder),
+                        str(tokens_file), str(a), str(b), str(spill.path), str(n_ctx),
+                        str(threads)], capture_output=True, text=True, env=dict(os.environ))
+    if r.returncode != 0:
+        tail = (r.stderr or r.stdout).strip().splitlines()[-12:]
+        if any("SlimError" in line for line in tail):
+            raise SlimError(tail[-1].split("SlimError:", 1)[-1].strip(), "model_load_failed")
+        raise RuntimeError("the transformers parent's process failed:\n" + "\n".join(tail))
+    res = json.loads(open(str(spill.path) + ".json").read())
+    spill.shape = (b - a, int(res["vocab"]))
+    for d in res.get("devices") or []:
+        note_device(d)
+    return res
 
 
 class _Spill:
@@ -92,7 +110,6 @@ class _Spill:
     def __init__(self, folder, name: str):
         self.path = folder / f"{name}.f32"
         self.shape = None    # (rows, vocab) of the first window; every window the same
-        self.n = 0
         self._f = open(self.path, "wb")
 
     def put(self, rows) -> None:
@@ -102,7 +119,6 @@ class _Spill:
         if rows.shape != self.shape:
             raise ValueError(f"rows {rows.shape} differ from {self.shape} (different vocabularies?)")
         self._f.write(rows.data)
-        self.n += 1
 
     def get(self, c: int):
         import numpy as np
@@ -152,8 +168,9 @@ def _evaluate(rt, tokens, a: int, b: int, spill, progress, desc: str) -> float:
 
 def memory(params, model: dict) -> dict:
     """One model at a time: the larger is the parent's 16-bit weights (2 bytes/param) in
-    llama.cpp, or its transformers copy with about one layer resident; plus a window's rows."""
-    from slim.steps.base import LIGHT_BASE, TORCH_BASE
+    llama.cpp, or its transformers copy with about one layer resident (in its own process);
+    plus torch for the statistics and a window's rows."""
+    from slim.steps.base import TORCH_BASE
     n = int(model.get("params") or 0)
     return {"ram": 2 * n + TORCH_BASE,
             "why": "parent then child, never together: the parent's 16-bit weights (2 bytes/"
@@ -168,6 +185,7 @@ def run(ctx):
     import numpy as np
 
     from slim.metrics.fidelity import scored_positions, summarise, window_stats
+    from slim.runtimes import runtime_kind
 
     ref_dir = ctx.inputs["reference"]
     meta = json.loads((ref_dir / "reference.json").read_text())
@@ -186,22 +204,31 @@ def run(ctx):
     def opened(path, **kw):
         return _open(path, n_ctx, ctx.threads, p.flash_attn, **kw)
 
-    prt = opened(parent)
-    tmp = _scratch(len(tokens) * (b - a) * int(prt.vocab_size) * 4 * (2 if kv != "f16" else 1))
+    torch_parent = runtime_kind(parent) == "transformers"
+    if torch_parent:   # run below in its own process; the vocabulary from its config
+        prt, vocab = None, int(json.loads((parent / "config.json").read_text())["vocab_size"])
+    else:
+        prt = opened(parent)
+        vocab = int(prt.vocab_size)
+    tmp = _scratch(len(tokens) * (b - a) * vocab * 4 * (2 if kv != "f16" else 1))
     with tmp as folder:
         from pathlib import Path
         folder = Path(folder)
         # 1. the parent alone: its scored rows to the scratch file, then closed
         pspill = _Spill(folder, "parent")
-        try:
-            with prt:
-                secs["parent"] = _evaluate(prt, tokens, a, b, pspill, ctx.progress,
-                                           f"fidelity parent ({prt.name})")
-                runtime_parent = prt.name
-        finally:
-            pspill.close()
-        del prt
-        gc.collect()
+        if torch_parent:
+            res = _torch_parent(parent, ref_dir / "tokens.npy", a, b, pspill, n_ctx, ctx.threads)
+            secs["parent"], runtime_parent = res["seconds"], res["runtime"]
+        else:
+            try:
+                with prt:
+                    secs["parent"] = _evaluate(prt, tokens, a, b, pspill, ctx.progress,
+                                               f"fidelity parent ({prt.name})")
+                    runtime_parent = prt.name
+            finally:
+                pspill.close()
+            del prt
+            gc.collect()
         # 2. the child alone, each window's statistics against the parent's rows
         cspill = _Spill(folder, "child") if kv != "f16" else None
         with opened(model) as rt:

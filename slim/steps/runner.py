@@ -44,9 +44,12 @@ def _console():
 
 
 def peak_memory() -> dict:
-    """This process's peak RSS, and peak CUDA memory when torch used a GPU here (bytes)."""
+    """This process's peak RSS, or its largest finished child process's when larger (a step
+    may run a model in a process of its own), and peak CUDA memory when torch used a GPU
+    here (bytes)."""
     import resource
-    out = {"peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
+    out = {"peak_rss_bytes": max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                                 resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) * 1024}
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
         out["peak_gpu_bytes"] = int(torch.cuda.max_memory_allocated())
