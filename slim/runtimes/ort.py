@@ -17,9 +17,10 @@ cross-runtime noise floor the report states.
 Chat rendering is the model's own Jinja template (``chat_template.jinja`` the builder copies,
 else the tokenizer config's), applied by onnxruntime-genai's ``Tokenizer.apply_chat_template``
 — the same template text the transformers and llama.cpp runtimes render; tests compare the
-rendered prompts and token ids with transformers'. Generation is greedy, one sequence at a time
-(``Runtime.generate_batch``'s fallback), stopping at the end-of-generation ids the other runtimes
-use (EOS plus end-of-turn tokens).
+rendered prompts and token ids with transformers'. Generation is greedy, stopping at the
+end-of-generation ids the other runtimes use (EOS plus end-of-turn tokens); probe suites decode
+``batch_size`` prompts together in one ``Generator`` (``generate_batch``), whose answers equal
+one-at-a-time decoding up to float rounding (tested).
 """
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ from typing import Sequence
 import numpy as np
 
 from slim.errors import SlimError
-from slim.runtimes.base import Runtime, cut_at_stop, default_threads, log_softmax
+from slim.runtimes.base import Runtime, cut_at_stop, default_threads, log_softmax, token_limits
 from slim.steps.base import note_device
 
 
@@ -83,6 +84,7 @@ class OrtGenaiRuntime(Runtime):
         self._template = self._find_template()
         self._vocab_map = self._token_map()
         self._bos = mcfg.get("bos_token_id")
+        self._pad = mcfg.get("pad_token_id")
         self._eog = self._find_eog(mcfg)
 
     # -- tokens --------------------------------------------------------------
@@ -231,6 +233,66 @@ class OrtGenaiRuntime(Runtime):
             if stop and cut_at_stop(self.detokenize(out), stop)[1]:
                 break
         del gen
+        return out
+
+    def generate_batch(self, prompts: Sequence[Sequence[int]], max_tokens: int | Sequence[int],
+                       stop: Sequence[str] = (), ignore_eos: bool = False, batch_size: int = 16,
+                       on_done=None) -> list[list[int]]:
+        """onnxruntime-genai's own batched decoding: ``batch_size`` prompts of similar length
+        right-padded with the model's pad id into one ``Generator`` (the layout its
+        ``Tokenizer.encode_batch`` makes), greedy, each row cut at its own limit or
+        end-of-generation token. Stop strings, ``ignore_eos`` and a prompt ending in the pad id
+        (its padding would be ambiguous) decode one at a time."""
+        pad = self._pad
+        if stop or ignore_eos or batch_size <= 1 or pad is None:
+            return super().generate_batch(prompts, max_tokens, stop, ignore_eos, batch_size,
+                                          on_done)
+        prompts = [self._check_prompt(p) for p in prompts]
+        limits = [min(n, self.n_ctx - len(p)) for p, n in zip(prompts, token_limits(prompts, max_tokens))]
+        out: list[list[int]] = [[] for _ in prompts]
+        todo = sorted((i for i, n in enumerate(limits) if n > 0), key=lambda i: (len(prompts[i]), i))
+        for i in (i for i, n in enumerate(limits) if n <= 0):
+            if on_done:
+                on_done(i)
+        for a in range(0, len(todo), batch_size):
+            rows = todo[a:a + batch_size]
+            if len(rows) == 1 or any(prompts[i][-1] == pad for i in rows):
+                for i in rows:
+                    out[i] = self.generate(prompts[i], limits[i])
+                    if on_done:
+                        on_done(i)
+                continue
+            width = max(len(prompts[i]) for i in rows)
+            steps = max(limits[i] for i in rows)
+            arr = np.full((len(rows), width), pad, dtype=np.int32)
+            for j, i in enumerate(rows):
+                arr[j, :len(prompts[i])] = prompts[i]
+            og = self._og
+            params = og.GeneratorParams(self.model)
+            params.set_search_options(do_sample=False, max_length=width + steps,
+                                      batch_size=len(rows))
+            gen = og.Generator(self.model, params)
+            gen.append_tokens(arr)
+            live = set(range(len(rows)))
+            for _ in range(steps):
+                if not live or gen.is_done():
+                    break
+                gen.generate_next_token()
+                nxt = np.asarray(gen.get_next_tokens()).reshape(-1)
+                for j in sorted(live):
+                    i, t = rows[j], int(nxt[j])
+                    if t in self._eog:
+                        live.discard(j)
+                    else:
+                        out[i].append(t)
+                        if len(out[i]) >= limits[i]:
+                            live.discard(j)
+                    if j not in live and on_done:
+                        on_done(i)
+            for j in sorted(live):
+                if on_done:
+                    on_done(rows[j])
+            del gen
         return out
 
     # -- speed ---------------------------------------------------------------
