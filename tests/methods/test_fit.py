@@ -149,3 +149,16 @@ def test_tiny_fit_build_fits_its_budget(tiny_builds):
     assert rep["artifact"]["bytes"] <= a["predicted_bytes"]   # the margin is kept, not exceeded
     assert len(set(rep["artifact"]["tensor_types"]) - {"F32"}) >= 2   # a real mix
     assert "## Allocation (method=fit)" in (out / "report.md").read_text()
+
+
+def test_tensor_type_overrides_from_the_command_line_plan():
+    """A hand-made mix as Hydra overrides (what bench/fit.py builds beside the fit)."""
+    from slim.build import open_store
+    from slim.executor import EventLog, Executor
+    from slim.plan import Planner
+    cfg = compose(TINY + ["method=q4_k_m",
+                          "+method.stages.0.params.tensor_types={attn_q:IQ4_NL,attn_v:Q8_0}"])
+    plan = Planner(cfg).build()
+    q = plan.steps["quantize_gguf:0"]
+    assert q.params["tensor_types"] == {"attn_q": "IQ4_NL", "attn_v": "Q8_0"}
+    Executor(open_store(cfg), EventLog(None), 1).resolve(plan.steps)   # keys are computable
