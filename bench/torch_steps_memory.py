@@ -96,6 +96,40 @@ def run_method(method: str, folder: Path, work: Path, root: Path, label: str,
     return out
 
 
+RUNTIME_SCRIPT = r"""
+import json, resource, sys, time
+sys.path.insert(0, sys.argv[1])
+from slim.runtimes.hf import HFRuntime
+t0 = time.time()
+rt = HFRuntime(sys.argv[2], n_ctx=512, threads=1)
+ids = rt.tokenize("The quick brown fox jumps over the lazy dog. " * 60, add_bos=True)[:512]
+lp = rt.logprobs(ids)
+t1 = time.time()
+gen = rt.generate(ids[:32], max_tokens=16, ignore_eos=True)
+t2 = time.time()
+print(json.dumps({"peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+                  "load_and_score_s": round(t1 - t0, 1), "generate_16_s": round(t2 - t1, 1),
+                  "weights": sorted({str(p.dtype) for p in rt.model.parameters()}),
+                  "logprob_sum": float(lp[range(len(ids) - 1), ids[1:]].sum())}))
+"""
+
+
+def run_runtime(folder: Path, root: Path, label: str) -> dict:
+    """Peak RSS of the transformers runtime (a fresh process): load, score one 512-token
+    window, generate 16 tokens."""
+    out = subprocess.run([sys.executable, "-c", RUNTIME_SCRIPT, str(root), str(folder)],
+                         cwd=root, capture_output=True, text=True,
+                         env=dict(os.environ, HF_HUB_OFFLINE="1", SLIM_TORCH_DEVICE="cpu"))
+    r = {"method": "transformers runtime", "label": label, "root": str(root),
+         "kind": "HFRuntime", "step": "runtime"}
+    try:
+        r.update(json.loads(out.stdout.strip().splitlines()[-1]))
+        r["seconds"] = r["load_and_score_s"] + r["generate_16_s"]
+    except (ValueError, IndexError):
+        r["error"] = (out.stdout + out.stderr)[-2000:]
+    return r
+
+
 def table(rows: list[dict], n: int) -> str:
     lines = [f"| method | step | run | seconds | peak RSS | bytes / param |",
              "|---|---|---|---:|---:|---:|"]
@@ -112,7 +146,8 @@ def table(rows: list[dict], n: int) -> str:
 def main() -> int:
     from scale import SHAPES, n_params, save_random_folder
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--methods", default="gptq_w4,wanda50,awq_w4,autoround_w4")
+    ap.add_argument("--methods", default="gptq_w4,wanda50,awq_w4,autoround_w4",
+                    help="method names; 'runtime': the transformers runtime alone")
     ap.add_argument("--size", default="0.5b", help=f"one of {', '.join(SHAPES)}")
     ap.add_argument("--work", default="/tmp/slim-torch-mem")
     ap.add_argument("--root", default=str(ROOT), help="checkout whose code runs the builds")
@@ -133,7 +168,10 @@ def main() -> int:
     folder = save_random_folder(SHAPES[a.size], work / f"hf-{a.size}-bf16")
     rows = []
     for m in [m for m in a.methods.split(",") if m]:
-        r = run_method(m, folder, work, Path(a.root), a.label, a.extra, a.timeout)
+        if m == "runtime":
+            r = run_runtime(folder, Path(a.root), a.label)
+        else:
+            r = run_method(m, folder, work, Path(a.root), a.label, a.extra, a.timeout)
         r["params"] = n
         rows.append(r)
         print(json.dumps(r), flush=True)

@@ -58,7 +58,7 @@ class HFRuntime(Runtime):
 
     def __init__(self, path: str | Path, n_ctx: int | None = 2048, threads: int | None = None,
                  seed: int = 0, dtype: str = "float32", trust_remote_code: bool = False,
-                 allow_pickle: bool = False):
+                 allow_pickle: bool = False, float32_copy: bool = False):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -82,7 +82,9 @@ class HFRuntime(Runtime):
         self.device = torch_device(torch)
         from slim.models.hf_io import source_dtype
         from slim.models.upcast import storage_dtype
-        self.storage_dtype = storage_dtype(source_dtype(self.path), dtype)
+        # float32_copy: load a 16-bit folder as a float32 copy (the speed step: decoding speed
+        # of the model, not of casting 16-bit weights per token; that costs 2-4x per token)
+        self.storage_dtype = dtype if float32_copy else storage_dtype(source_dtype(self.path), dtype)
         try:
             self.model = AutoModelForCausalLM.from_pretrained(
                 str(self.path), dtype=getattr(torch, self.storage_dtype),

@@ -42,8 +42,12 @@ def run(ctx):
 
     p = ctx.params
     model = ctx.inputs["model"] / p.model_file if p.model_file else ctx.inputs["model"]
+    from slim.runtimes import runtime_kind
+    # transformers: the float32 model as before (a 16-bit folder computed per module in float32
+    # would time the per-token weight casts, 2-4x slower, not the model)
+    kw = {"float32_copy": True} if runtime_kind(str(model)) == "transformers" else {}
     with open_runtime(str(model), n_ctx=max(512, p.prompt_tokens + p.gen_tokens + 8),
-                      threads=ctx.threads) as rt:
+                      threads=ctx.threads, **kw) as rt:
         res = rt.speed(prompt_tokens=p.prompt_tokens, gen_tokens=p.gen_tokens)
     res["host"] = p.host
     res["threads"] = ctx.threads

@@ -54,6 +54,15 @@ def test_bf16_folder_keeps_16bit_weights_and_float32_results(bf16_pair):
     assert a.chat(msgs, max_tokens=8) == b.chat(msgs, max_tokens=8)
 
 
+def test_float32_copy_on_request(bf16_pair):
+    import torch
+
+    from slim.runtimes.hf import HFRuntime
+    rt = HFRuntime(bf16_pair[0], n_ctx=256, threads=1, float32_copy=True)
+    assert rt.storage_dtype == "float32" and rt._upcast is None
+    assert {p.dtype for p in rt.model.parameters()} == {torch.float32}
+
+
 def test_dtype_bfloat16_computes_in_bf16(bf16_pair):
     import torch
 
