@@ -258,6 +258,7 @@ def table(rows, build_s, overrides, a) -> list[str]:
                       "| tensor kind | types by layer |", "|---|---|"]
             for k, ts in al["by_layer"].items():
                 lines.append(f"| {k} | {_runs(ts)} |")
+    lines += weight_free_section()
     from slim.compress.fit_cost import shipped
     d = shipped()
     med = d.get("nsr_median_this_model") or {}
@@ -284,6 +285,28 @@ def table(rows, build_s, overrides, a) -> list[str]:
             lines.append(f"| {k} | {m['tensors']} | {m['kld']:.5f} ± {m['kld_stderr']:.5f} | "
                          f"{m['sum_nsr_delta']:.4f} | {d['kld_per_nsr'][k]:.5f} |")
     return lines
+
+
+def weight_free_section() -> list[str]:
+    """`plan=true model=llama3_8b method=fit hardware=apple8gb`: the allocation without weights."""
+    from collections import Counter
+
+    from slim.planview import candidate_rows
+    from slim.units import fmt_bytes
+    t0 = time.time()
+    (r,) = candidate_rows(compose(["model=llama3_8b", "method=fit", "hardware=apple8gb",
+                                   "plan=true"]), ["fit"])
+    secs = time.time() - t0
+    a = r["allocation"]
+    out = ["", "## Without weights: `plan=true model=llama3_8b method=fit hardware=apple8gb`", "",
+           f"Allocated in {secs:.1f} s for {a['budget_how']}: predicted "
+           f"{fmt_bytes(r['bytes'])} ({r['bpw']:.2f} bpw), memory {fmt_bytes(r['fit']['total_bytes'])} "
+           f"of {fmt_bytes(r['fit']['usable_bytes'])} usable: "
+           f"**{'fits' if r['fit']['fits'] else 'does NOT fit'}**. {a['note']}.", "",
+           "| tensor kind | types (count) |", "|---|---|"]
+    for k, ts in a["by_layer"].items():
+        out.append(f"| {k} | {' '.join(f'{t}×{n}' for t, n in Counter(ts).most_common())} |")
+    return out
 
 
 if __name__ == "__main__":
