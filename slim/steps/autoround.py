@@ -123,6 +123,11 @@ def run(ctx):
     args = {"scheme": p.scheme, "group_size": p.group_size, "sym": p.sym, "iters": p.iters,
             "nsamples": int(len(tokens)), "seqlen": seq, "batch_size": min(p.batch_size, len(tokens)),
             "seed": p.seed, "device_map": "cpu" if not torch.accelerator.is_available() else 0}
+    if args["device_map"] != "cpu":
+        # on an accelerator: auto-round's "offload features to CPU" mode (its cache device
+        # becomes the CPU: the calibration inputs of each block wait in host RAM, not VRAM;
+        # slower, same math). CPU builds: unchanged (and low_cpu_mem_usage is its default)
+        args["low_gpu_mem_usage"] = True
     from slim.steps.base import note_device
     where = "cpu" if args["device_map"] == "cpu" else torch.accelerator.current_accelerator()
     note_device(f"torch {where} {p.compute_dtype}")
