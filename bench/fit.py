@@ -81,6 +81,7 @@ def calibrate(cfg, base, work: Path, probe_type: str, threads: int, windows: int
     import numpy as np
 
     from slim.compress.fit_cost import SENSITIVITY_FILE, kind
+    from slim.compress.fit_cost import nsr as fit_nsr
     from slim.compress.gguf_error import legal, synthetic_nsr
     from slim.plan import f16_gguf_of
     out, plan = run_steps(cfg, ["gguf_errors:import_parent", "fidelity_reference"])
@@ -92,8 +93,7 @@ def calibrate(cfg, base, work: Path, probe_type: str, threads: int, windows: int
     f16 = paths[f16_gguf_of(plan.parent).step] / "model.gguf"
     im = paths["imatrix:import_parent"] / "imatrix.npz"
     kinds = sorted({kind(n) for n in errors["tensors"]})
-    nsr = {n: {t: v["error"] / t_["signal"] for t, v in t_["types"].items()}
-           for n, t_ in errors["tensors"].items()}
+    nsr = {n: {t: fit_nsr(t_, t) for t in t_["types"]} for n, t_ in errors["tensors"].items()}
     bad = [n for n in nsr if probe_type not in nsr[n] or "Q8_0" not in nsr[n]]
     if bad:
         raise SystemExit(f"--probe-type {probe_type} is not legal for {bad[:3]}")

@@ -1,7 +1,8 @@
 """method=fit's cost model: the predicted quality loss of quantizing one tensor to one type.
 
 cost(tensor, T) = s_kind · NSR(tensor, T), where NSR is the measured imatrix-weighted
-noise-to-signal ratio ``Σ imatrix_j (w − ŵ)² / Σ imatrix_j w²`` (:mod:`slim.compress.gguf_error`)
+noise-to-signal ratio ``Σ imatrix_j (w − ŵ)² / Σ imatrix_j w²`` (:mod:`slim.compress.gguf_error`;
+or the unweighted ratio where that is larger, :func:`nsr`)
 and ``s_kind`` is the mean-KLD cost of one unit of summed NSR in a tensor of that kind
 (attn_v, ffn_down, token_embd, ...), measured on the default model by ``bench/fit.py
 --calibrate``: every tensor of one kind at a low type, all others at Q8_0, KLD measured, the
@@ -50,13 +51,25 @@ def weight_of(k: str, sens: dict) -> float:
     return float(sens.get(k, sens.get("*", 1.0)))
 
 
+def nsr(t: dict, ty: str) -> float:
+    """Noise-to-signal ratio of tensor record ``t`` (errors.json) at type ``ty``: the larger of
+    the imatrix-weighted and the unweighted ratio. The weighted one is what the output error of
+    an average token sees, but an importance vector dominated by one massive-activation channel
+    makes it blind to every other column (SmolLM2's blk.11.ffn_down measures 5e-5 at Q2_K
+    weighted, 6e-2 unweighted); the larger of the two keeps such a tensor from being starved."""
+    v = t["types"][ty]
+    r = float(v["error"]) / (float(t["signal"]) or 1.0)
+    if "error_plain" in v and t.get("signal_plain"):
+        r = max(r, float(v["error_plain"]) / float(t["signal_plain"]))
+    return r
+
+
 def options(errors: dict, sensitivity: dict, candidates=None) -> dict[str, dict[str, tuple[int, float]]]:
     """``{tensor: {type: (bytes, cost)}}`` from a gguf_errors ``errors.json``."""
     out = {}
     for name, t in errors["tensors"].items():
         s = weight_of(kind(name), sensitivity)
-        sig = float(t["signal"]) or 1.0
-        out[name] = {ty: (int(v["bytes"]), s * float(v["error"]) / sig)
+        out[name] = {ty: (int(v["bytes"]), s * nsr(t, ty))
                      for ty, v in t["types"].items() if candidates is None or ty in candidates}
     return out
 

@@ -8,7 +8,10 @@ For a tensor W (rows × cols, cols = the row length ggml blocks run along) and a
 ``Σ_rows Σ_j imatrix_j · (w_ij − ŵ_ij)²`` (``imatrix_j`` = mean of x_j² over calibration
 tokens, so this is E‖(W − Ŵ)x‖² under a diagonal approximation of the input covariance).
 It is reported beside the weighted signal ``Σ imatrix_j · w_ij²`` so that the relative error
-(noise-to-signal ratio) compares tensors whose activations live on different scales.
+(noise-to-signal ratio) compares tensors whose activations live on different scales, and beside
+the unweighted error and signal (``error_plain``, ``signal_plain``): an importance matrix can be
+dominated by one massive-activation channel (SmolLM2's blk.11.ffn_down: its weighted signal is
+~1000× its neighbours'), and then the weighted ratio hides the error every ordinary token sees.
 
 Why own code: llama-cpp-python binds libllama's API, not ggml's quantize functions, and
 gguf-py's numpy quantizers cover only some types and take no importance matrix. So
@@ -142,9 +145,10 @@ def measure_tensor(w: np.ndarray, im: np.ndarray | None, types, max_rows: int | 
     else:
         row_im = np.ones((1, cols), dtype=np.float32)
     scale = rows / ws.shape[0]
-    signal = float(scale * np.sum(row_im * ws.astype(np.float64) ** 2))
+    w2 = ws.astype(np.float64) ** 2
+    signal = float(scale * np.sum(row_im * w2))
     out = {"rows": rows, "cols": cols, "sampled_rows": int(ws.shape[0]), "signal": signal,
-           "imatrix": im is not None, "types": {}}
+           "signal_plain": float(scale * np.sum(w2)), "imatrix": im is not None, "types": {}}
     for t in types:
         if not legal(t, cols, im is not None):
             continue
@@ -157,8 +161,10 @@ def measure_tensor(w: np.ndarray, im: np.ndarray | None, types, max_rows: int | 
                 sel = np.nonzero(src // per_exp == e)[0]
                 if sel.size:
                     wh[sel] = roundtrip(ws[sel], t, im[e])
-        err = float(scale * np.sum(row_im * (ws.astype(np.float64) - wh) ** 2))
-        out["types"][t] = {"bytes": tensor_bytes(t, rows, cols), "error": err}
+        d2 = (ws.astype(np.float64) - wh) ** 2
+        out["types"][t] = {"bytes": tensor_bytes(t, rows, cols),
+                           "error": float(scale * np.sum(row_im * d2)),
+                           "error_plain": float(scale * np.sum(d2))}
     return out
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-VERSION = 1
+VERSION = 2   # 2: NSR = max(weighted, unweighted)
 LIBS = ("scipy", "numpy")
 
 

@@ -4,13 +4,13 @@ matrix, dequantized by ggml), for ``method=fit``'s allocator. Independent of the
 so one measurement serves every budget (cached by the F16 GGUF, the imatrix and the types).
 
 Output ``errors.json``: ``{file_bytes, quantizable_f16_bytes, tensors: {name: {rows, cols,
-signal, imatrix, sampled_rows, types: {T: {bytes, error}}}}}``.
+signal, signal_plain, imatrix, sampled_rows, types: {T: {bytes, error, error_plain}}}}}``.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-VERSION = 1
+VERSION = 2   # 2: unweighted error and signal beside the weighted ones
 LIBS = ("llama-cpp-python", "llama.cpp-toolchain", "gguf", "numpy")
 
 
