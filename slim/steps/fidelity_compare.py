@@ -183,6 +183,7 @@ def run(ctx):
     import time
 
     import numpy as np
+    import torch  # noqa: F401  (window_stats' torch, imported before the timers)
 
     from slim.metrics.fidelity import scored_positions, summarise, window_stats
     from slim.runtimes import runtime_kind
