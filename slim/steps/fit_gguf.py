@@ -78,10 +78,14 @@ def plan_stage(planner, current, params: dict, index: int):
                           {"subdir": current.file} if current.file else {},
                           deps={"model": current.step, "calibration": cal, "f16": f16.step},
                           desc="importance matrix from calibration activations"))
+    from slim.compress.gguf_error import DEFAULT_CANDIDATES
+    # one measurement of the default types (plus any others asked for) serves every candidate
+    # subset and every budget: the subset is applied by the allocation, not the measurement
+    measured = list(DEFAULT_CANDIDATES) + [t for t in p.candidates if t not in DEFAULT_CANDIDATES]
     err = planner.add(Step(f"gguf_errors:{current.step}", "gguf_errors",
-                           {"candidates": list(p.candidates), "sample_rows": int(p.sample_rows)},
+                           {"candidates": measured, "sample_rows": int(p.sample_rows)},
                            deps={"f16": f16.step, "imatrix": im},
-                           desc=f"error of each tensor × {len(p.candidates)} types (ggml kernels)"))
+                           desc=f"error of each tensor × {len(measured)} types (ggml kernels)"))
     from omegaconf import OmegaConf
 
     from slim.compress.fit_cost import budget
