@@ -61,8 +61,12 @@ def memory(params, model: dict) -> dict:
         return {"ram": 4 * model["params"] + 2 * kv + LIGHT_BASE,
                 "why": "the ONNX model in onnxruntime-genai (≤ 4 bytes/param, fp32 parent "
                        "export) and its float32 KV cache"}
+    if params.batch_size > 1:   # the batch context: 512 cells a slot (prompt + answer), capped
+        from slim.runtimes.llamacpp_batch import KV_BUDGET
+        kv += min(KV_BUDGET, kv_cache_bytes(model, 512 * (params.batch_size + 1)))
     return {"ram": 2 * model["params"] + kv + LIGHT_BASE,
-            "why": "the GGUF in llama.cpp (≤ 2 bytes/param) and its KV cache"}
+            "why": "the GGUF in llama.cpp (≤ 2 bytes/param) and its KV caches (one sequence, "
+                   "and the batch's slots)"}
 
 
 def run(ctx):
