@@ -183,7 +183,11 @@ def run(ctx):
     import time
 
     import numpy as np
-    import torch  # noqa: F401  (window_stats' torch, imported before the timers)
+    import torch  # window_stats' torch, imported before the timers
+
+    # the statistics on the step's threads (torch's default is every core: its OpenMP workers
+    # then contend with llama.cpp's on small blocks, 5x the CPU time measured at threads=1)
+    torch.set_num_threads(max(1, int(ctx.threads or 1)))
 
     from slim.metrics.fidelity import scored_positions, summarise, window_stats
     from slim.runtimes import runtime_kind
