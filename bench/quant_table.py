@@ -101,8 +101,10 @@ def write(a, overrides: list[str], rows: list) -> None:
                   + (f" (out of order: {'; '.join(breaks)})" if breaks else "")
                   + f"; file size falls monotonically: **{'yes' if mono_s else 'no'}**.", "",
               "Notes: SmolLM2-135M's 576-wide rows are not multiples of 256, so llama.cpp falls back "
-              "to legacy types for many tensors (see `artifact.tensor_types` in each report); bpw "
-              "is therefore higher than the type's nominal bits. Its weights were distributed as Q4_1, "
+              "to legacy types for many tensors (see `artifact.tensor_types` in each report; the IQ "
+              "types' 256-wide blocks fall back to IQ4_NL, so only the 1536-wide `ffn_down` keeps "
+              "the named IQ type); bpw is therefore higher than the type's nominal bits. \"plan=true "
+              "size / built\" is the weight-free size model's tensor bytes over the file's. Its weights were distributed as Q4_1, "
               "so requantizing is gentler than from true 16-bit weights. Small models lose more than "
               "8B models at the same type; compare directions and ratios, never absolute PPL."]
     iq = [x for x in rows if x[0] in IQ]
