@@ -376,6 +376,10 @@ def _onnx_rows(a: dict, storage: dict) -> list[tuple[str, int, int, str, int]]:
         else:
             b = _IO_BYTES.get(prec, io_b)
             rows.append((name, r, c, prec if prec in _IO_BYTES else io, b * r * c))
+    # the rotary cos/sin caches: max positions × head_dim/2 each, in the I/O dtype (not params)
+    pos = int(a.get("max_position_embeddings") or 0)
+    if pos:
+        rows.append(("rotary_cache", 0, 0, "rotary cache", 2 * pos * (a["head_dim"] // 2) * io_b))
     return rows
 
 

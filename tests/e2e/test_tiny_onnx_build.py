@@ -64,13 +64,14 @@ def test_folder_and_report(tiny_onnx):
 
 
 def test_estimate_matches_the_export(tiny_onnx):
-    """plan=true sizes ONNX int4 from the shapes alone within 10% of the exported weights."""
+    """plan=true sizes ONNX int4 from the shapes alone within 1% of the exported graph + data
+    (the graph file itself, a few KB, is the difference; 0.2% here, 0.3% on the default model)."""
     from slim.hardware import estimate_weights
     from slim.hardware.estimate import arch_from_hf_config, onnx_storage
     r = json.loads((tiny_onnx / "report.json").read_text())
     est = estimate_weights(arch_from_hf_config(Path(r["parent"]["dir"])), onnx_storage("int4", 32))
     built = r["artifact"]["size_vs_parent"]["child_weights_bytes"]
-    assert abs(est["bytes"] - built) / built < 0.10, (est["bytes"], built)
+    assert abs(est["bytes"] - built) / built < 0.01, (est["bytes"], built)
 
 
 def test_loads_in_plain_onnxruntime_genai(tiny_onnx):
