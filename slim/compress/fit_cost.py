@@ -48,7 +48,25 @@ def shipped() -> dict:
 
 
 def weight_of(k: str, sens: dict) -> float:
-    return float(sens.get(k, sens.get("*", 1.0)))
+    """The sensitivity of tensor kind ``k``; kinds the calibration model lacks borrow from their
+    nearest measured kind: ``output`` from a tied ``token_embd`` (the default model's one tensor
+    plays both roles), MoE experts and shared experts from their dense projection, a fused
+    ``attn_qkv`` from the most sensitive of q/k/v, anything else the median block kind."""
+    if k in sens:
+        return float(sens[k])
+    if "*" in sens:
+        return float(sens["*"])
+    base = re.sub(r"_(exps|shexp)$", "", k)
+    if base in sens:
+        return float(sens[base])
+    if k == "output" and "token_embd" in sens:
+        return float(sens["token_embd"])
+    if k == "attn_qkv":
+        qkv = [sens[x] for x in ("attn_q", "attn_k", "attn_v") if x in sens]
+        if qkv:
+            return float(max(qkv))
+    block = sorted(float(v) for n, v in sens.items() if n not in ("token_embd", "output"))
+    return block[len(block) // 2] if block else 1.0
 
 
 def nsr(t: dict, ty: str) -> float:

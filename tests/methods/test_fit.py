@@ -162,3 +162,15 @@ def test_tensor_type_overrides_from_the_command_line_plan():
     q = plan.steps["quantize_gguf:0"]
     assert q.params["tensor_types"] == {"attn_q": "IQ4_NL", "attn_v": "Q8_0"}
     Executor(open_store(cfg), EventLog(None), 1).resolve(plan.steps)   # keys are computable
+
+
+def test_sensitivity_of_kinds_the_calibration_lacks():
+    from slim.compress.fit_cost import kind, weight_of
+    s = {"attn_q": 0.02, "attn_k": 0.03, "attn_v": 0.1, "ffn_down": 0.2, "ffn_up": 0.1,
+         "token_embd": 7.0}
+    assert kind("blk.3.attn_v.weight") == "attn_v" and kind("output.weight") == "output"
+    assert weight_of("output", s) == 7.0                 # the tied embedding's output role
+    assert weight_of("ffn_down_exps", s) == 0.2
+    assert weight_of("attn_qkv", s) == 0.1
+    assert weight_of("ffn_gate", s) == 0.1               # median of the block kinds
+    assert weight_of("ffn_gate", {**s, "*": 1.5}) == 1.5
