@@ -220,6 +220,16 @@ def table(rows, build_s, overrides, a) -> list[str]:
              f"llama-perplexity's KLD); one importance matrix (the shipped calibration corpus, "
              f"128 × 512 tokens) for all. `fit@P` is `method=fit method.target_bytes=<P's file "
              f"bytes>`.", "",
+             "How `method=fit` works: the `gguf_errors` step quantizes and dequantizes every tensor "
+             "with every legal candidate type through ggml's own `ggml_quantize_chunk` with the "
+             "importance matrix (k-quants and 256-block IQ types only where the row length is a "
+             "multiple of 256: SmolLM2's 576-wide tensors get the 32-block types) and records the "
+             "imatrix-weighted and the plain squared error; `fit_gguf` turns each into a predicted "
+             "KLD (noise-to-signal ratio × the tensor kind's measured sensitivity, below) and "
+             "solves the budget exactly as an integer program (scipy HiGHS); `quantize_gguf` "
+             "writes the file with one `^name$` tensor-type override per tensor. Predicted KLD = "
+             "the calibration's all-Q8_0 intercept (activation rounding in the quantized matmuls, "
+             "not a weight error) + the sum of the tensors' predicted costs.", "",
              "| GGUF | file bytes | vs preset | mean KLD ± se | KLD ratio vs preset | PPL ratio | "
              "top-1 | predicted bytes | predicted KLD | types |",
              "|---|---|---|---|---|---|---|---|---|---|"]
