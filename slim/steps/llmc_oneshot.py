@@ -184,6 +184,26 @@ class Params:
         return f"{a} {self.scheme}" + (f" g{g}" if g else "")
 
 
+def memory(params, model: dict) -> dict:
+    """A 16-bit parent computed in float32: its 16-bit weights (2 bytes/param) plus one decoder
+    layer widened to float32, the solver's per-layer statistics (Hessians), the embedding/LM
+    head widened for one call and the calibration activations -- measured on a 0.42B bf16
+    folder (docs/scaling.md §9). Otherwise (float32 source, or another compute dtype) the
+    model held in the compute dtype plus the same working memory."""
+    from slim.steps.base import TORCH_BASE
+    n = int(model.get("params") or 0)
+    if params.compute_dtype == "float32" and model.get("bytes_per_param") != 2:
+        return {"ram": int(6.5 * n) + TORCH_BASE,
+                "why": "the model in float32 plus working memory (6.5 bytes/param)"}
+    return {"ram": int(MEMORY_BYTES_PER_PARAM * n) + TORCH_BASE,
+            "why": f"16-bit weights, one decoder layer in float32 at a time, calibration "
+                   f"activations ({MEMORY_BYTES_PER_PARAM} bytes/param)"}
+
+
+#: peak RSS minus the process floor per parameter, measured (docs/scaling.md §9) + margin
+MEMORY_BYTES_PER_PARAM = 3.0
+
+
 def plan_stage(planner, current, params: dict, index: int):
     from slim.errors import SlimError
     from slim.steps.base import Artifact, Step

@@ -107,3 +107,13 @@ def test_decoder_layers_are_the_sequential_targets(folders):
     m = load_causal_lm(folders[0]["bfloat16"])
     layers = decoder_layers(m)
     assert [type(x).__name__ for x in layers] == ["LlamaDecoderLayer"] * 2
+
+
+def test_memory_declared_for_16bit_parents():
+    from slim.steps.base import TORCH_BASE, memory_need
+    m = {"params": 1_000_000_000, "bytes_per_param": 2, "device": "cpu", "n_layers": 16}
+    need = memory_need("llmc_oneshot", {"algorithm": "gptq", "scheme": "W4A16"}, m)
+    assert need["declared"] and 2 * m["params"] < need["ram"] - TORCH_BASE < 4 * m["params"]
+    f32 = memory_need("llmc_oneshot", {"algorithm": "gptq", "scheme": "W4A16"},
+                      dict(m, bytes_per_param=4))
+    assert f32["ram"] >= 6 * m["params"]
