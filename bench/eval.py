@@ -401,7 +401,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--rounds", type=int, default=4, help="alternating rounds (items split evenly)")
-    ap.add_argument("--items", type=int, default=0, help="every k-th item so that about N remain")
+    ap.add_argument("--items", type=int, default=0,
+                    help="about N items, as 8 runs of consecutive items spread over the suite")
     ap.add_argument("--no-flash-attn", dest="flash_attn", action="store_false",
                     help="probes without flash attention (the probe step's flash_attn=false)")
     ap.add_argument("--parent", type=Path, help="a parent GGUF to use instead of the cache's")
@@ -438,11 +439,20 @@ def main() -> None:
     print(f"\nload {load0:.1f} -> {os.getloadavg()[0]:.1f}")
 
 
+def sample_blocks(items: list, n: int, blocks: int = 8) -> list:
+    """About ``n`` items as ``blocks`` runs of consecutive items spread over the suite: the
+    probe step decodes the suite in file order, where neighbours share openings (system
+    message, instructions) that batched decoding reuses; every k-th item would share none."""
+    size = max(1, n // blocks)
+    starts = [round(b * (len(items) - size) / max(1, blocks - 1)) for b in range(blocks)]
+    return [items[j] for j in sorted({j for s in starts for j in range(s, s + size)})]
+
+
 def probes_section(cfg, paths: dict, a) -> None:
     from slim.probes.suite import load_items
     items = load_items(list(cfg.probes.categories), cfg.probes.max_items_per_category)
     if a.items and a.items < len(items):
-        items = items[::-(-len(items) // a.items)]
+        items = sample_blocks(items, a.items)
     print(f"\nprobes: {len(items)} items ({cfg.probes.name} suite), max_tokens "
           f"{cfg.probes.max_tokens}, greedy, llama.cpp, batch size {a.batch_size}, {a.rounds} "
           f"alternating rounds")
