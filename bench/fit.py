@@ -283,7 +283,9 @@ def table(rows, build_s, overrides, a) -> list[str]:
                   f"Q4_1 for these tensors; the allocator measures every legal type on the real "
                   f"weights and finds it. A model with true 16-bit weights has no such grid: the "
                   f"`fit without Q4_1/Q5_1` row (candidates without those two types) shows what the "
-                  f"allocation gains by moving bits between tensors alone."]
+                  f"allocation gains by moving bits between tensors alone (Q4_K, legal only on "
+                  f"ffn_down's 1536-wide rows, stays near that grid too: median NSR "
+                  f"{med.get('Q4_K', float('nan')):.2g}; Q4_K_M uses it there as well)."]
     if d.get("measured"):
         lines += ["", "## Sensitivity calibration (`bench/fit.py --calibrate`)", "",
                   f"{d['source']}. s = (KLD − floor) / Σ ΔNSR over the kind's tensors, "
