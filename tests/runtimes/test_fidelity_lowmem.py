@@ -161,3 +161,26 @@ def test_window_stats_blocked_equals_one_block():
         got = window_stats(p, q, tgt, block=blk)
         for k in one:
             np.testing.assert_array_equal(got[k], one[k], err_msg=f"{k} block {blk}")
+
+
+def test_windows_tokenized_as_autotokenizer(tmp_path, tiny_hf):
+    """The windows step reads a plain fast tokenizer with the tokenizers library: the ids
+    AutoTokenizer gives, on the whole held-out corpus (and AutoTokenizer for other classes)."""
+    import shutil
+    from pathlib import Path
+
+    from transformers import AutoTokenizer
+
+    from slim.steps import fidelity_reference as fr
+    text = (Path(__file__).resolve().parents[2] / "data/eval/heldout.txt").read_text("utf-8")
+    tok = AutoTokenizer.from_pretrained(str(tiny_hf))
+    tok.model_max_length = 1 << 30
+    want = tok(text, add_special_tokens=False)["input_ids"]
+    cfg = json.loads((tiny_hf / "tokenizer_config.json").read_text())
+    for cls in ("TokenizersBackend", "PreTrainedTokenizerFast", "SomethingElse"):
+        d = tmp_path / cls
+        shutil.copytree(tiny_hf, d, ignore=shutil.ignore_patterns("*.safetensors"))
+        (d / "tokenizer_config.json").write_text(json.dumps(dict(cfg, tokenizer_class=cls)))
+        if cls == "SomethingElse":   # not a plain fast class: AutoTokenizer decides
+            (d / "tokenizer_config.json").write_text(json.dumps(cfg))
+        assert fr._encode(d, text) == want, cls
