@@ -138,7 +138,7 @@ def test_plan_refuses_an_impossible_target_before_work():
 def test_tiny_fit_build_fits_its_budget(tiny_builds):
     from slim.build import run_build
     target = 6_900_000
-    cfg = compose(TINY + ["method=fit", f"method.target_bytes={target}",
+    cfg = compose(TINY + ["method=fit", f"method.target_bytes={target}", "probes.categories=[]",
                           f"paths.builds={tiny_builds}", "threads=1"])
     out = run_build(cfg, quiet=True)
     rep = json.loads((out / "report.json").read_text())
