@@ -343,15 +343,27 @@ def compressed_tensors_storage(scheme: str, group_size: int | None = None,
     return {"format": "compressed-tensors", "scheme": scheme, "linear": linear}
 
 
-def onnx_storage(precision: str, block_size: int = 32, io_dtype: str = "fp32") -> dict:
+def onnx_storage(precision: str, block_size: int = 32, io_dtype: str = "fp32",
+                 symmetric: bool = True, algo: str = "default",
+                 mixed_precision: str | None = None) -> dict:
     """Storage of an onnxruntime-genai builder export (what its graph holds, checked against
     exports of tiny and SmolLM2 models): int4/int8 ``MatMulNBits`` for every decoder linear
     layer and the lm_head, K padded to the block, one ``io_dtype`` scale per block (symmetric:
     no zero points); a tied int4 embedding is the lm_head's own tensor (GatherBlockQuantized),
     a tied int8 one is a separate ``io_dtype`` table (Gather has no int8 form); fp32/fp16/bf16
-    store everything in that dtype, a tied embedding once."""
+    store everything in that dtype, a tied embedding once. Asymmetric weights and the k_quant
+    algorithm add a packed zero point per block. ``mixed_precision`` (the builder's
+    ``matmul_mixed_precision``): ``last_matmul:int8`` makes the lm_head int8 (a tied embedding
+    shares it), ``mixed_layers:int8`` the fused q/k/v and down projections of llama.cpp's
+    "more bits" layers (first and last eighth, every third between)."""
+    mixed = {}
+    for part in str(mixed_precision or "").split(","):
+        sel, _, typ = part.partition(":")
+        if sel and typ in ("int4", "int8"):
+            mixed[sel] = int(typ[3:])
     return {"format": "onnx", "precision": str(precision), "block": int(block_size),
-            "io_dtype": str(io_dtype)}
+            "io_dtype": str(io_dtype), "zero_points": (not symmetric) or algo == "k_quant",
+            "mixed": mixed}
 
 
 _IO_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}
@@ -363,14 +375,25 @@ def _onnx_rows(a: dict, storage: dict) -> list[tuple[str, int, int, str, int]]:
     bits = {"int4": 4, "int8": 8}.get(prec)
     blk = int(storage.get("block", 32))
     tied = a["tie_word_embeddings"]
+    mixed = storage.get("mixed") or {}
+    n_layer = a["num_hidden_layers"]
     rows = []
     for name, r, c in param_shapes(a):
         is_head = name == "output.weight" or (tied and name == "token_embd.weight")
         linear = is_head or any(name.endswith(f"{k}.weight") for k in _LINEAR)
         if bits and linear:
+            nb = bits
+            if is_head and "last_matmul" in mixed:
+                nb = mixed["last_matmul"]
+            elif "mixed_layers" in mixed and name.startswith("blk.") and \
+                    name.split(".")[2] in ("attn_q", "attn_k", "attn_v", "attn_qkv", "ffn_down") \
+                    and _use_more_bits(int(name.split(".")[1]), n_layer):
+                nb = mixed["mixed_layers"]
             n_blocks = math.ceil(c / blk)
-            nbytes = r * n_blocks * blk * bits // 8 + r * n_blocks * io_b
-            rows.append((name, r, c, f"int{bits}_b{blk}", nbytes))
+            nbytes = r * n_blocks * blk * nb // 8 + r * n_blocks * io_b
+            if storage.get("zero_points"):
+                nbytes += math.ceil(r * n_blocks * nb / 8)       # packed zero points
+            rows.append((name, r, c, f"int{nb}_b{blk}", nbytes))
             if tied and name == "token_embd.weight" and bits == 8:   # the Gather table
                 rows.append(("token_embd.gather", 0, c, io, io_b * r * c))  # no new params
         else:

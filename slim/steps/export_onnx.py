@@ -82,6 +82,11 @@ class Params:
                 errs.append(("mixed_precision", f"{part!r}: comma-separated selector:type pairs, "
                                                 f"selector one of {', '.join(MIXED_SELECTORS)}, "
                                                 f"type one of {', '.join(MIXED_TYPES)}"))
+        if self.quantized and not self.symmetric and self.algo == "default":
+            errs.append(("symmetric", "asymmetric weights need algo rtn or k_quant: the builder's "
+                                      "default quantizer writes a tied int4 embedding that "
+                                      "onnxruntime cannot load (type error; onnxruntime-genai "
+                                      "0.18.0, measured on SmolLM2-135M)"))
         if self.quantized is False and (self.algo != "default" or self.mixed_precision):
             errs.append(("algo", f"{self.precision} is not quantized: algo and mixed_precision "
                                  f"apply to int4/int8"))
@@ -119,7 +124,8 @@ class Params:
 def storage(p: Params) -> dict:
     """How the weights are stored (read by slim.hardware.deployed / estimate)."""
     from slim.hardware.estimate import onnx_storage
-    return onnx_storage(p.precision, p.block_size, p.io_dtype)
+    return onnx_storage(p.precision, p.block_size, p.io_dtype, p.symmetric, p.algo,
+                        p.mixed_precision)
 
 
 def memory(params, model: dict) -> dict:

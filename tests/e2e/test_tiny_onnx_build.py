@@ -179,11 +179,29 @@ def test_builder_failure_is_a_named_failure(tiny_onnx, tmp_path):
     ({"precision": "int4", "block_size": 48}, "block_size"),
     ({"precision": "int4", "mixed_precision": "bogus:int4"}, "mixed_precision"),
     ({"precision": "fp32", "algo": "k_quant"}, "algo"),
+    ({"precision": "int4", "symmetric": False}, "symmetric"),   # writes an unloadable model
 ])
 def test_bad_params_rejected_before_work(params, key):
     from slim.steps.base import check_params
     errs = check_params("export_onnx", params, "method.stages[0].params")
     assert errs and errs[0][0] == f"method.stages[0].params.{key}", errs
+
+
+def test_mixed_precision_sizes_as_built():
+    """SmolLM2-135M's shapes, onnx_int4_mixed's params: 108.1 MiB, as the builder wrote it
+    (113,365,376 bytes of model.onnx.data, onnxruntime-genai 0.18.0); plain int4 82.5 MiB."""
+    from slim.hardware import estimate_weights
+    from slim.hardware.deployed import deployed
+    from slim.config import catalog
+    arch = catalog.load("model", "llama3_1b")["arch"]   # a shape with untied embeddings too
+    assert estimate_weights(arch, deployed(catalog.load("method", "onnx_int4"), arch)[1])["bytes"]
+    smol = {"model_type": "llama", "hidden_size": 576, "intermediate_size": 1536,
+            "num_hidden_layers": 30, "num_attention_heads": 9, "num_key_value_heads": 3,
+            "vocab_size": 49152, "max_position_embeddings": 8192, "tie_word_embeddings": True}
+    mixed = estimate_weights(smol, deployed(catalog.load("method", "onnx_int4_mixed"), smol)[1])
+    plain = estimate_weights(smol, deployed(catalog.load("method", "onnx_int4"), smol)[1])
+    assert abs(mixed["bytes"] - 113365376) / 113365376 < 0.005
+    assert abs(plain["bytes"] - 86287616) / 86287616 < 0.005
 
 
 def test_tiers_declare_onnx_as_data():
