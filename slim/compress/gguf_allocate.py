@@ -80,7 +80,6 @@ def greedy(tensors: dict[str, dict[str, tuple[int, float]]], budget: int) -> dic
 
     for n in hulls:
         push(n)
-    skipped = []
     while heap:
         _, n, i = heapq.heappop(heap)
         if pos[n] != i:
@@ -91,8 +90,6 @@ def greedy(tensors: dict[str, dict[str, tuple[int, float]]], budget: int) -> dic
             used += db
             pos[n] = i + 1
             push(n)
-        else:
-            skipped.append(n)
     return {n: hulls[n][pos[n]][0] for n in hulls}
 
 

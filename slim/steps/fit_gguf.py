@@ -13,6 +13,10 @@ The budget is ``method.target_bytes`` (file bytes) when set, else the tier's roo
 usable memory × (1 − ``method.headroom``) − KV cache at the tier's context − runtime overhead
 (the terms of :func:`slim.hardware.fit.fit_report`, so the result fits the tier by
 construction). It is resolved when the plan is made and is part of the keys.
+
+The file's ``general.file_type`` reads Q4_K_M: ``llama_model_quantize`` needs a quantized file
+type to apply overrides, and every tensor's type is overridden; the report and
+``quantize.json`` give the real per-tensor types.
 """
 from __future__ import annotations
 

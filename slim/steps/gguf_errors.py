@@ -38,8 +38,9 @@ class Params:
 
 def memory(params, model: dict) -> dict:
     from slim.steps.base import LIGHT_BASE
-    return {"ram": LIGHT_BASE + (1 << 30),
-            "why": "the mapped 16-bit GGUF, one tensor in float32 at a time, a few copies"}
+    return {"ram": LIGHT_BASE + max(1 << 30, int(0.5 * (model.get("params") or 0))),
+            "why": "the mapped 16-bit GGUF; up to 2 tensors per thread in float32 (the largest, "
+                   "the embedding, is ~1/16 of an 8B model's parameters)"}
 
 
 def run(ctx):
