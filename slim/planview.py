@@ -130,7 +130,7 @@ def candidate_rows(cfg, names: list[str], headroom: float = 0.0) -> list[dict]:
             shape, storage = deployed(meth, arch)
             if storage.get("fit") is not None:   # method=fit: sized by its budget on this tier
                 from slim.compress.fit_cost import budget, estimate_allocation
-                b, how, key = budget(meth, hw, shape)
+                b, how, key = budget(meth, hw, shape, kv_cache_type(cfg))
                 storage["fit"].update({"budget": b, "budget_how": how, "budget_key": key})
                 est = estimate_allocation(shape, storage)
             else:

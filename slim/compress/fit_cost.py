@@ -129,7 +129,7 @@ def by_layer(types: dict[str, str]) -> dict:
     return rows
 
 
-def budget(method: dict, hw, arch: dict) -> tuple[int, str, str]:
+def budget(method: dict, hw, arch: dict, kv_dtype: str | None = None) -> tuple[int, str, str]:
     """(bytes, how, key) of method=fit's file budget: ``method.target_bytes`` when set, else the
     tier's room for weights (:func:`slim.hardware.fit.weights_budget` with ``method.headroom``);
     ``key`` names what to change when it is too small."""
@@ -143,7 +143,7 @@ def budget(method: dict, hw, arch: dict) -> tuple[int, str, str]:
                             "invalid_config")
         return int(tb), f"method.target_bytes={int(tb)} ({fmt_bytes(int(tb))})", \
             "method.target_bytes"
-    b, how = weights_budget(hw, arch, float(method.get("headroom") or 0.0))
+    b, how = weights_budget(hw, arch, float(method.get("headroom") or 0.0), kv_dtype)
     key = (f"the budget of hardware={hw.get('name') if isinstance(hw, dict) else hw.name} "
            f"(set method.target_bytes, a shorter hardware.context_length or a bigger tier)")
     if b <= 0:

@@ -149,10 +149,12 @@ def decode_estimate(hw: Any, bytes_per_token: int) -> dict:
     }
 
 
-def weights_budget(hw: Any, arch: Any, headroom: float = 0.0) -> tuple[int, str]:
+def weights_budget(hw: Any, arch: Any, headroom: float = 0.0,
+                   kv_dtype: str | None = None) -> tuple[int, str]:
     """(bytes, how): the largest weights file that :func:`fit_report` still says fits — usable ×
-    (1 − headroom) − KV cache at the tier's context − runtime overhead (method=fit's budget)."""
-    r = fit_report(hw, 0, arch, None, headroom)
+    (1 − headroom) − KV cache (``kv_dtype``: the build's ``kv_cache``, default the tier's) at the
+    tier's context − runtime overhead (method=fit's budget)."""
+    r = fit_report(hw, 0, arch, None, headroom, kv_dtype)
     limit = int(r["usable_bytes"] * (1.0 - float(headroom)))
     b = limit - r["kv_cache_bytes"] - r["overhead_bytes"]
     how = (f"{_get(hw, 'name', 'tier')}: usable {fmt_bytes(r['usable_bytes'])} × (1 − "

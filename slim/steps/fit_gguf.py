@@ -93,8 +93,9 @@ def plan_stage(planner, current, params: dict, index: int):
     from omegaconf import OmegaConf
 
     from slim.compress.fit_cost import budget
+    from slim.hardware.fit import kv_cache_type
     b, how, key = budget(OmegaConf.to_container(planner.cfg.method, resolve=True),
-                         planner.cfg.hardware, model_arch(planner.cfg))
+                         planner.cfg.hardware, model_arch(planner.cfg), kv_cache_type(planner.cfg))
     from slim.compress.fit_cost import least_bytes
     arch = model_arch(planner.cfg)
     need = least_bytes(arch, p.candidates)

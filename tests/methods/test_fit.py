@@ -174,3 +174,15 @@ def test_sensitivity_of_kinds_the_calibration_lacks():
     assert weight_of("attn_qkv", s) == 0.1
     assert weight_of("ffn_gate", s) == 0.1               # median of the block kinds
     assert weight_of("ffn_gate", {**s, "*": 1.5}) == 1.5
+
+
+def test_a_quantized_kv_cache_leaves_the_fit_more_room():
+    from slim.planview import candidate_rows
+    rows = {kv: candidate_rows(compose(["model=llama3_8b", "method=fit", "hardware=apple8gb",
+                                         "plan=true", f"kv_cache={kv}"]), ["fit"])[0]
+            for kv in ("f16", "q8_0")}
+    f16, q8 = rows["f16"], rows["q8_0"]
+    saved = f16["fit"]["kv_cache_bytes"] - q8["fit"]["kv_cache_bytes"]
+    assert saved > 0 and q8["fit"]["fits"] and f16["fit"]["fits"]
+    assert q8["allocation"]["budget"] - f16["allocation"]["budget"] == saved
+    assert q8["bytes"] > f16["bytes"]
