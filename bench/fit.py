@@ -318,6 +318,11 @@ def weight_free_section() -> list[str]:
            "| tensor kind | types (count) |", "|---|---|"]
     for k, ts in a["by_layer"].items():
         out.append(f"| {k} | {' '.join(f'{t}×{n}' for t, n in Counter(ts).most_common())} |")
+    (q,) = candidate_rows(compose(["model=llama3_8b", "method=fit", "hardware=apple8gb",
+                                   "plan=true", "kv_cache=q8_0"]), ["fit"])
+    out += ["", f"With `kv_cache=q8_0` the KV term is {fmt_bytes(q['fit']['kv_cache_bytes'])} "
+                f"instead of {fmt_bytes(r['fit']['kv_cache_bytes'])}, and the same allocation gets "
+                f"{fmt_bytes(q['allocation']['budget'])} ({q['bpw']:.2f} bpw)."]
     return out
 
 
