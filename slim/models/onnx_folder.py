@@ -45,6 +45,18 @@ def genai_config(folder: str | os.PathLike) -> dict:
                         "model_load_failed") from None
 
 
+def arch_from_genai_config(folder: str | os.PathLike) -> dict:
+    """The decoder's shape as genai_config.json records it (what a fit on a tier needs: layers,
+    KV heads, head size, context), under Hugging Face's key names."""
+    m = genai_config(folder).get("model") or {}
+    d = m.get("decoder") or {}
+    return {"model_type": m.get("type"), "hidden_size": d.get("hidden_size"),
+            "num_hidden_layers": d.get("num_hidden_layers"),
+            "num_attention_heads": d.get("num_attention_heads"),
+            "num_key_value_heads": d.get("num_key_value_heads"), "head_dim": d.get("head_size"),
+            "vocab_size": m.get("vocab_size"), "max_position_embeddings": m.get("context_length")}
+
+
 def model_file(folder: str | os.PathLike) -> Path:
     """The decoder's .onnx file named by genai_config.json."""
     cfg = genai_config(folder)

@@ -92,6 +92,9 @@ def _artifact_arch(build_dir: Path, report: dict) -> dict | None:
     for cand in (build_dir / "model" / "config.json",):
         if cand.is_file():
             return arch_from_hf_config(cand)
+    if (build_dir / "model" / "genai_config.json").is_file():   # an ONNX build
+        from slim.models.onnx_folder import arch_from_genai_config
+        return arch_from_genai_config(build_dir / "model")
     return None
 
 

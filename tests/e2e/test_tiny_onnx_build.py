@@ -228,3 +228,20 @@ def test_batched_generation_equals_one_at_a_time(tiny_onnx):
         done = []
         batched = rt.generate_batch(ids, [9, 5, 7], batch_size=8, on_done=done.append)
     assert batched == single and sorted(done) == [0, 1, 2]
+
+
+def test_studio_reads_an_onnx_builds_shape(tmp_path):
+    """The studio's fit on every tier needs the artifact's shape: for an ONNX build it comes
+    from model/genai_config.json (there is no config.json in an onnxruntime-genai folder)."""
+    from slim.hardware.fit import fit_report
+    from slim.config import catalog
+    from slim.studio.numbers import _artifact_arch
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "genai_config.json").write_text(json.dumps({"model": {
+        "type": "llama", "context_length": 8192, "vocab_size": 49152, "decoder": {
+            "hidden_size": 576, "num_hidden_layers": 30, "num_attention_heads": 9,
+            "num_key_value_heads": 3, "head_size": 64}}}))
+    a = _artifact_arch(tmp_path, {"artifact": {"files": {}}})
+    assert (a["num_hidden_layers"], a["num_key_value_heads"], a["head_dim"]) == (30, 3, 64)
+    fit = fit_report(catalog.load("hardware", "cpu16gb"), 90_000_000, a)
+    assert fit["kv_cache_bytes"] == 30 * 3 * 64 * 4096 * 2 * 2
