@@ -64,6 +64,12 @@ def _encode(tokenizer_dir, text: str) -> list[int]:
     return tok(text, add_special_tokens=False)["input_ids"]
 
 
+def memory(params, model: dict) -> dict:
+    """A tokenizer only, no weights (measured 0.53 GiB at every size, docs/scaling.md §8)."""
+    from slim.steps.base import LIGHT_BASE
+    return {"ram": LIGHT_BASE, "why": "the parent's tokenizer only, no weights"}
+
+
 def eval_tokens(tokenizer_dir, corpus, n_ctx: int, chunks: int):
     import numpy as np
 

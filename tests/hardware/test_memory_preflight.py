@@ -28,7 +28,7 @@ def test_declared_models_scale_with_params():
 
 def test_undeclared_torch_step_assumes_float32():
     from slim.steps.base import memory_need
-    need = memory_need("fidelity_reference", {}, MODEL_1B)
+    need = memory_need("lowrank", {}, MODEL_1B)
     assert not need["declared"] and need["ram"] >= 4 * MODEL_1B["params"]
 
 
