@@ -113,7 +113,7 @@ def test_memory_declared_for_16bit_parents():
     from slim.steps.base import TORCH_BASE, memory_need
     m = {"params": 1_000_000_000, "bytes_per_param": 2, "device": "cpu", "n_layers": 16}
     need = memory_need("llmc_oneshot", {"algorithm": "gptq", "scheme": "W4A16"}, m)
-    assert need["declared"] and 2 * m["params"] < need["ram"] - TORCH_BASE < 4 * m["params"]
+    assert need["declared"] and 2 * m["params"] < need["ram"] - TORCH_BASE < 6 * m["params"]
     f32 = memory_need("llmc_oneshot", {"algorithm": "gptq", "scheme": "W4A16"},
                       dict(m, bytes_per_param=4))
     assert f32["ram"] >= 6 * m["params"]
