@@ -186,19 +186,15 @@ def show_estimate(cfg) -> None:
 def print_allocation(row: dict) -> None:
     """method=fit's weight-free allocation: budget, predicted size, types by tensor kind/layer."""
     from collections import Counter
+
+    from slim.compress.fit_cost import type_runs
     a = row["allocation"]
     print(f"\n{row['method']}: allocation for {a['budget_how']}: predicted {fmt_bytes(row['bytes'])} "
           f"({row['bpw']:.2f} bpw) ≤ budget {fmt_bytes(a['budget'])}; {a['solver']}")
     print(f"  {a['note']}")
     for k, types in a["by_layer"].items():
         hist = Counter(types)
-        runs, prev = [], None
-        for i, t in enumerate(types):
-            if t != prev:
-                runs.append([i, i, t])
-                prev = t
-            else:
-                runs[-1][1] = i
+        runs = type_runs(types)
         span = ", ".join(f"{t}" if len(types) == 1 else f"{i}-{j}:{t}" if i != j else f"{i}:{t}"
                          for i, j, t in runs)
         print(f"  {k:14} {' '.join(f'{t}×{n}' for t, n in hist.most_common()):30} {span[:110]}")

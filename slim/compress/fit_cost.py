@@ -195,3 +195,14 @@ def least_bytes(arch: dict, candidates) -> int:
         legal = [tensor_bytes(t, rows, cols) for t in candidates if cols % BLOCKS[t][0] == 0]
         total += min(legal) if legal else 2 * rows * cols
     return total
+
+
+def type_runs(types: list) -> list[tuple[int, int, str]]:
+    """Consecutive layers with the same type as (first, last, type): how allocations are printed."""
+    runs: list[list] = []
+    for i, t in enumerate(types):
+        if runs and runs[-1][2] == t:
+            runs[-1][1] = i
+        else:
+            runs.append([i, i, t])
+    return [tuple(r) for r in runs]

@@ -36,14 +36,8 @@ def allocation_section(plan, resolved, artifact: dict, metrics: dict) -> dict | 
 
 
 def _runs(types: list) -> str:
-    runs, prev = [], object()
-    for i, t in enumerate(types):
-        if t != prev:
-            runs.append([i, i, t])
-            prev = t
-        else:
-            runs[-1][1] = i
-    return ", ".join(f"{i}–{j} {t}" if i != j else f"{i} {t}" for i, j, t in runs)
+    from slim.compress.fit_cost import type_runs
+    return ", ".join(f"{i}–{j} {t}" if i != j else f"{i} {t}" for i, j, t in type_runs(types))
 
 
 def render_allocation(r: dict) -> list[str]:

@@ -94,6 +94,15 @@ class Runtime(abc.ABC):
     threads: int
 
     # -- tokens --------------------------------------------------------------
+    def _check_prompt(self, prompt_tokens: Sequence[int]) -> list[int]:
+        """The prompt as ints; ValueError when it is empty or leaves no room to generate."""
+        prompt = [int(t) for t in prompt_tokens]
+        if not prompt:
+            raise ValueError("generate needs at least one prompt token")
+        if len(prompt) >= self.n_ctx:
+            raise ValueError(f"prompt of {len(prompt)} tokens leaves no room in n_ctx={self.n_ctx}")
+        return prompt
+
     @property
     @abc.abstractmethod
     def vocab_size(self) -> int:

@@ -185,14 +185,6 @@ class HFRuntime(Runtime):
                                 eos_token_id=eos, pad_token_id=pad,
                                 stop_strings=list(stop) or None)
 
-    def _check_prompt(self, prompt_tokens: Sequence[int]) -> list[int]:
-        prompt = [int(t) for t in prompt_tokens]
-        if not prompt:
-            raise ValueError("generate needs at least one prompt token")
-        if len(prompt) >= self.n_ctx:
-            raise ValueError(f"prompt of {len(prompt)} tokens leaves no room in n_ctx={self.n_ctx}")
-        return prompt
-
     def _trim(self, new: list[int], limit: int, stop: Sequence[str], ignore_eos: bool) -> list[int]:
         """Generated ids up to ``limit``, the first end-of-generation token, or a completed stop."""
         new = new[:limit]

@@ -206,14 +206,6 @@ class OrtGenaiRuntime(Runtime):
                                                   template_str=self._template,
                                                   add_generation_prompt=add_generation_prompt)
 
-    def _check_prompt(self, prompt_tokens: Sequence[int]) -> list[int]:
-        prompt = [int(t) for t in prompt_tokens]
-        if not prompt:
-            raise ValueError("generate needs at least one prompt token")
-        if len(prompt) >= self.n_ctx:
-            raise ValueError(f"prompt of {len(prompt)} tokens leaves no room in n_ctx={self.n_ctx}")
-        return prompt
-
     def generate(self, prompt_tokens: Sequence[int], max_tokens: int,
                  stop: Sequence[str] = (), ignore_eos: bool = False) -> list[int]:
         prompt = self._check_prompt(prompt_tokens)

@@ -117,10 +117,8 @@ def plan_stage(planner, current, params: dict, index: int):
                               "kld_floor": floor},
                              deps={"errors": err},
                              desc=f"types per tensor for {how}"))
-    m = planner.cfg.model
-    lineage = {"general.base_model.count": 1, "general.base_model.0.name": m.name,
-               "slim.parent.id": m.name, "slim.method": planner.cfg.method.name,
-               "slim.stage": index}
+    from slim.steps.helpers import gguf_lineage
+    lineage = gguf_lineage(planner, index)
     pdeps, pfiles = planner.parent_files()
     sid = planner.add(Step(f"quantize_gguf:{index}", "quantize_gguf",
                            {"type": "Q4_K_M", "imatrix": True, "lineage": lineage},

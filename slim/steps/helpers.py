@@ -22,6 +22,14 @@ def plain(params: dict) -> dict:
             for k, v in dict(params).items()}
 
 
+def gguf_lineage(planner, index: int) -> dict:
+    """GGUF metadata naming the parent, the method and the stage (llama_model_quantize kv overrides)."""
+    m = planner.cfg.model
+    return {"general.base_model.count": 1, "general.base_model.0.name": m.name,
+            "slim.parent.id": m.name, "slim.method": planner.cfg.method.name,
+            "slim.stage": index}
+
+
 def source_dir(ctx) -> Path:
     """The HF folder a step reads: its model input, or ``params.subdir`` inside it."""
     return ctx.inputs["model"] / ctx.params.subdir if ctx.params.subdir else ctx.inputs["model"]

@@ -81,10 +81,8 @@ def plan_stage(planner, current, params: dict, index: int):
                                            deps={"model": current.step, "calibration": cal,
                                                  "f16": f16.step},
                                            desc="importance matrix from calibration activations"))
-    m = planner.cfg.model
-    lineage = {"general.base_model.count": 1, "general.base_model.0.name": m.name,
-               "slim.parent.id": m.name, "slim.method": planner.cfg.method.name,
-               "slim.stage": index}
+    from slim.steps.helpers import gguf_lineage
+    lineage = gguf_lineage(planner, index)
     pdeps, pfiles = planner.parent_files()
     sid = planner.add(Step(f"quantize_gguf:{index}", "quantize_gguf",
                            {**params, "lineage": lineage}, deps={**deps, **pdeps}, files=pfiles,
