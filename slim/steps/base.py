@@ -117,8 +117,8 @@ def memory_need(kind: str, params: dict | None, model: dict) -> dict:
     "declared": bool}``, from the stage module's own ``memory(params, model)`` — the one place
     per step kind, beside its Params and LIBS — or, for a module that declares none, from what
     its LIBS say it loads: torch/transformers steps are assumed to hold the parent in float32
-    plus working memory (6.5 bytes/param, measured for ``imatrix`` and the noise floor, which
-    load float32), llama.cpp steps its 16-bit GGUF. ``model``: ``{"params": n, "bytes_per_param": 2, "import_mode": "reference" |
+    plus working memory (6.5 bytes/param: what ``imatrix`` and the noise floor measured while they
+    loaded float32, before they declared their own), llama.cpp steps its 16-bit GGUF. ``model``: ``{"params": n, "bytes_per_param": 2, "import_mode": "reference" |
     "rewrite" | None, "device": "cpu" | "cuda", "n_layers", "kv_dim"}`` (no weights read)."""
     mod = step_module(kind)
     fn = getattr(mod, "memory", None)
@@ -130,11 +130,11 @@ def memory_need(kind: str, params: dict | None, model: dict) -> dict:
         return need
     libs = set(getattr(mod, "LIBS", ()))
     if libs & {"torch", "transformers"}:
-        # measured (docs/scaling.md §8): imatrix 0.62 GiB + 6.09 B/param, the torch-vs-llama.cpp
-        # noise floor 6.4 B/param -- a float32 copy plus activations, or a GGUF beside it
+        # measured (docs/scaling.md §8, first run) when imatrix and the noise floor still loaded a
+        # float32 copy: 0.62 GiB + 6.09 and 6.4 B/param; both declare their own memory() now
         return {"ram": int(6.5 * p) + TORCH_BASE, "vram": 0, "declared": False,
                 "why": "undeclared torch step: the parent in float32 plus working memory "
-                       "(6.5 bytes/param, as measured for imatrix and the noise floor)"}
+                       "(6.5 bytes/param, as measured for float32 torch steps)"}
     if "llama-cpp-python" in libs:
         return {"ram": 2 * p + LIGHT_BASE, "vram": 0, "declared": False,
                 "why": "undeclared llama.cpp step: the 16-bit GGUF (2 bytes/param)"}
