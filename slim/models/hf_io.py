@@ -108,6 +108,16 @@ def source_dtype(path: str | Path) -> str | None:
     return TORCH_DTYPE.get(w["dtype"] or "")
 
 
+def is_quantized_folder(path: str | Path) -> bool:
+    """True for a folder whose config.json declares a quantization (compressed-tensors, GPTQ,
+    AWQ...): its safetensors' float dtype is the scales', not the model's."""
+    try:
+        cfg = json.loads((Path(path) / "config.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return bool(cfg.get("quantization_config") or cfg.get("compression_config"))
+
+
 def import_plan(path: str | Path) -> dict:
     """How the import step treats a folder: ``reference`` (16-bit safetensors, one dtype),
     else ``rewrite`` to ``dtype`` (an fp32 or mixed source becomes float16, as llama.cpp's

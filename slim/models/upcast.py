@@ -110,6 +110,9 @@ class Float32Compute:
         block = self.block_of[module]
         if self.active is not block:
             self.narrow_block()
+            # listed again at each entry: llm-compressor swaps modules inside a block after the
+            # hooks are set (MoE experts become per-expert Linears for calibration)
+            self.block_mods[id(block)] = [m for m in block.modules() if _own_float_params(m)]
             for m in self.block_mods[id(block)]:
                 self._widen(m, keep=True)
             self.active = block

@@ -80,11 +80,13 @@ class HFRuntime(Runtime):
                             "model_load_failed") from None
         # CUDA (or MPS) when present: loaded straight onto it (device_map), not via host RAM
         self.device = torch_device(torch)
-        from slim.models.hf_io import source_dtype
+        from slim.models.hf_io import is_quantized_folder, source_dtype
         from slim.models.upcast import storage_dtype
         # float32_copy: load a 16-bit folder as a float32 copy (the speed step: decoding speed
-        # of the model, not of casting 16-bit weights per token; that costs 2-4x per token)
-        self.storage_dtype = dtype if float32_copy else storage_dtype(source_dtype(self.path), dtype)
+        # of the model, not of casting 16-bit weights per token; that costs 2-4x per token);
+        # a quantized folder decompresses into ``dtype`` (its float dtype is the scales')
+        src = None if float32_copy or is_quantized_folder(self.path) else source_dtype(self.path)
+        self.storage_dtype = storage_dtype(src, dtype)
         try:
             self.model = AutoModelForCausalLM.from_pretrained(
                 str(self.path), dtype=getattr(torch, self.storage_dtype),
