@@ -192,3 +192,17 @@ def synthetic_nsr(types, rows: int = 256, cols: int = 4096, seed: int = 0) -> di
     im = rng.lognormal(0.0, 1.0, size=cols).astype(np.float32)
     m = measure_tensor(w, im, [t for t in types if t in BLOCKS])
     return {t: v["error"] / m["signal"] for t, v in m["types"].items()}
+
+
+def default_candidates() -> list:
+    """The types measured and allocated by default (a fresh list: dataclass default)."""
+    return list(DEFAULT_CANDIDATES)
+
+
+def candidate_errors(candidates) -> list[tuple[str, str]]:
+    """Config errors of a ``candidates`` list: unknown types, or none at all."""
+    errs = [("candidates", f"unknown or unsupported type {t!r}; known: {', '.join(BLOCKS)}")
+            for t in candidates if t not in BLOCKS]
+    if not candidates:
+        errs.append(("candidates", "list at least one ggml type"))
+    return errs

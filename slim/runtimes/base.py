@@ -94,6 +94,20 @@ class Runtime(abc.ABC):
     threads: int
 
     # -- tokens --------------------------------------------------------------
+    def _batch_rows(self, prompts, max_tokens, on_done):
+        """Shared set-up of a batched generate: checked prompts, each row's limit (within
+        n_ctx), empty outputs, and the rows to decode, shortest prompt first (less padding);
+        rows with nothing to generate are reported done at once."""
+        prompts = [self._check_prompt(p) for p in prompts]
+        limits = [min(n, self.n_ctx - len(p))
+                  for p, n in zip(prompts, token_limits(prompts, max_tokens))]
+        out: list[list[int]] = [[] for _ in prompts]
+        todo = sorted((i for i, n in enumerate(limits) if n > 0), key=lambda i: (len(prompts[i]), i))
+        for i in (i for i, n in enumerate(limits) if n <= 0):
+            if on_done:
+                on_done(i)
+        return prompts, limits, out, todo
+
     def _check_prompt(self, prompt_tokens: Sequence[int]) -> list[int]:
         """The prompt as ints; ValueError when it is empty or leaves no room to generate."""
         prompt = [int(t) for t in prompt_tokens]

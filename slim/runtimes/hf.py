@@ -23,7 +23,7 @@ import numpy as np
 
 from slim.errors import SlimError
 from slim.steps.base import device_label, note_device, torch_device
-from slim.runtimes.base import Runtime, cut_at_stop, default_threads, log_softmax, token_limits
+from slim.runtimes.base import Runtime, cut_at_stop, default_threads, log_softmax
 
 # Tokens llama.cpp treats as end-of-generation when present in a vocabulary
 # (llama-vocab.cpp: end-of-turn texts plus the FIM pad/repo/separator tokens), so
@@ -243,13 +243,7 @@ class HFRuntime(Runtime):
         Prompts are grouped by length (less padding) and answered in prompt order;
         each row is cut to its own limit, as :meth:`generate` would have stopped.
         """
-        prompts = [self._check_prompt(p) for p in prompts]
-        limits = [min(n, self.n_ctx - len(p)) for p, n in zip(prompts, token_limits(prompts, max_tokens))]
-        out: list[list[int]] = [[] for _ in prompts]
-        todo = sorted((i for i, n in enumerate(limits) if n > 0), key=lambda i: (len(prompts[i]), i))
-        for i in (i for i, n in enumerate(limits) if n <= 0):
-            if on_done:
-                on_done(i)
+        prompts, limits, out, todo = self._batch_rows(prompts, max_tokens, on_done)
         for a in range(0, len(todo), max(1, batch_size)):
             rows = todo[a:a + max(1, batch_size)]
             new = self._generate_rows([prompts[i] for i in rows], max(limits[i] for i in rows),

@@ -32,7 +32,7 @@ from typing import Sequence
 import numpy as np
 
 from slim.errors import SlimError
-from slim.runtimes.base import Runtime, cut_at_stop, default_threads, log_softmax, token_limits
+from slim.runtimes.base import Runtime, cut_at_stop, default_threads, log_softmax
 from slim.steps.base import note_device
 
 
@@ -239,13 +239,7 @@ class OrtGenaiRuntime(Runtime):
         if stop or ignore_eos or batch_size <= 1 or pad is None:
             return super().generate_batch(prompts, max_tokens, stop, ignore_eos, batch_size,
                                           on_done)
-        prompts = [self._check_prompt(p) for p in prompts]
-        limits = [min(n, self.n_ctx - len(p)) for p, n in zip(prompts, token_limits(prompts, max_tokens))]
-        out: list[list[int]] = [[] for _ in prompts]
-        todo = sorted((i for i, n in enumerate(limits) if n > 0), key=lambda i: (len(prompts[i]), i))
-        for i in (i for i, n in enumerate(limits) if n <= 0):
-            if on_done:
-                on_done(i)
+        prompts, limits, out, todo = self._batch_rows(prompts, max_tokens, on_done)
         for a in range(0, len(todo), batch_size):
             rows = todo[a:a + batch_size]
             if len(rows) == 1 or any(prompts[i][-1] == pad for i in rows):

@@ -28,8 +28,8 @@ LIBS = ("scipy", "numpy")
 
 
 def _default_types():
-    from slim.compress.gguf_error import DEFAULT_CANDIDATES
-    return list(DEFAULT_CANDIDATES)
+    from slim.compress.gguf_error import default_candidates
+    return default_candidates()
 
 
 @dataclass
@@ -47,11 +47,8 @@ class Params:
     kld_floor: float = 0.0
 
     def validate(self):
-        from slim.compress.gguf_error import BLOCKS
-        errs = [("candidates", f"unknown or unsupported type {t!r}; known: {', '.join(BLOCKS)}")
-                for t in self.candidates if t not in BLOCKS]
-        if not self.candidates:
-            errs.append(("candidates", "list at least one ggml type"))
+        from slim.compress.gguf_error import candidate_errors
+        errs = candidate_errors(self.candidates)
         if self.budget_bytes is not None and int(self.budget_bytes) <= 0:
             errs.append(("budget_bytes", "must be > 0"))
         return errs

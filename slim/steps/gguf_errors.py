@@ -15,8 +15,8 @@ LIBS = ("llama-cpp-python", "llama.cpp-toolchain", "gguf", "numpy")
 
 
 def _default_types():
-    from slim.compress.gguf_error import DEFAULT_CANDIDATES
-    return list(DEFAULT_CANDIDATES)
+    from slim.compress.gguf_error import default_candidates
+    return default_candidates()
 
 
 @dataclass
@@ -26,11 +26,8 @@ class Params:
     sample_rows: int = 256
 
     def validate(self):
-        from slim.compress.gguf_error import BLOCKS
-        errs = [("candidates", f"unknown or unsupported type {t!r}; known: {', '.join(BLOCKS)}")
-                for t in self.candidates if t not in BLOCKS]
-        if not self.candidates:
-            errs.append(("candidates", "list at least one ggml type"))
+        from slim.compress.gguf_error import candidate_errors
+        errs = candidate_errors(self.candidates)
         if int(self.sample_rows) < 0:
             errs.append(("sample_rows", "must be ≥ 0 (0: every row)"))
         return errs
