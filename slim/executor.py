@@ -240,9 +240,13 @@ class Executor:
                 self.step_log_dir.mkdir(parents=True, exist_ok=True)
                 log_path = self.step_log_dir / f"{step.id.replace(':', '_')}.log"
             env = dict(os.environ, OMP_NUM_THREADS=str(self.threads))
-            # torch's OpenMP threads spin-wait by default; on a CPU shared with other processes
-            # that made token-by-token generation ~10x slower (measured in the distill step)
-            env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+            if getattr(step_module(step.kind), "OMP_PASSIVE", False):
+                # torch's OpenMP threads spin-wait between ops; on a CPU shared with other
+                # processes that made token-by-token generation ~10x slower (distill step).
+                # Not for every step: llama.cpp's CPU backend is built on the same OpenMP and
+                # waits at a barrier per op; passive waiting made batched probe decoding at
+                # 2 threads 1.6x slower than libgomp's default short spin (docs/evaluation_speed.md)
+                env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
             returncode = run_step_process([sys.executable, "-m", "slim.steps.runner",
                                            str(work / "spec.json")], env, log_path, self.verbose)
             res_file = work / "result.json"

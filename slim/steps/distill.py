@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from typing import Optional
 
 VERSION = 1
+#: torch OpenMP threads wait passively (the executor sets OMP_WAIT_POLICY; shared CPUs)
+OMP_PASSIVE = True
 LIBS = ("torch", "transformers", "trl", "accelerate", "datasets", "safetensors", "numpy")
 
 _SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine")

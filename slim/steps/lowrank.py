@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 VERSION = 1
+#: torch OpenMP threads wait passively (the executor sets OMP_WAIT_POLICY; shared CPUs)
+OMP_PASSIVE = True
 LIBS = ("torch", "transformers", "safetensors", "numpy")
 
 DEFAULT_MODULES = [r"\.mlp\.(gate|up|down)_proj$", r"\.self_attn\.(q|k|v|o)_proj$"]
@@ -214,8 +216,6 @@ def _null():
 
 
 def run(ctx):
-    import os
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")   # before torch loads (shared CPUs)
     import time
 
     import numpy as np

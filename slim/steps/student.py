@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from typing import Optional, Union
 
 VERSION = 1
+#: torch OpenMP threads wait passively (the executor sets OMP_WAIT_POLICY; shared CPUs)
+OMP_PASSIVE = True
 LIBS = ("torch", "transformers", "safetensors", "numpy")
 
 _DROP_BY = ("spread", "importance")
@@ -309,8 +311,6 @@ def build_student(model, p: Params, tokens=None, log=print):
 
 
 def run(ctx):
-    import os
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")   # before torch loads (shared CPUs)
     import numpy as np
     import torch
     from transformers import AutoTokenizer
