@@ -38,11 +38,11 @@ def gguf_metadata(path: str | Path, reader: GGUFReader | None = None) -> dict:
     return meta
 
 
-def tokenizer_from_gguf(path: str | Path):
+def tokenizer_from_gguf(path: str | Path, reader: GGUFReader | None = None):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
-    r = GGUFReader(str(path))
+    r = reader or GGUFReader(str(path))
     f = r.fields
     model = f["tokenizer.ggml.model"].contents()
     if model != "gpt2":

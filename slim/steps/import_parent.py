@@ -45,21 +45,23 @@ def run(ctx):
     from transformers import AutoConfig, AutoModelForCausalLM
 
     from slim.errors import SlimError
+    from slim.models.gguf_reading import memoized_gguf
     from slim.models.gguf_tokenizer import tokenizer_from_gguf
     from slim.models.hf_io import save_16bit
     from slim.units import fmt_bytes
 
     src = Path(ctx.inputs["gguf"])
     ctx.log(f"importing {src.name} ({fmt_bytes(src.stat().st_size)})")
-    tok = tokenizer_from_gguf(src)
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            loaded = AutoModelForCausalLM.from_pretrained(str(src.parent), gguf_file=src.name,
-                                                          dtype=torch.float32)
-    except Exception as e:
-        raise SlimError(f"{src}: cannot read GGUF weights ({str(e).splitlines()[0]})",
-                        "corrupt_gguf") from None
-    config = AutoConfig.from_pretrained(str(src.parent), gguf_file=src.name)
+    with memoized_gguf() as reader:   # one parse of the file for tokenizer, config and weights
+        tok = tokenizer_from_gguf(src, reader(str(src)))
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                loaded = AutoModelForCausalLM.from_pretrained(str(src.parent), gguf_file=src.name,
+                                                              dtype=torch.float32)
+        except Exception as e:
+            raise SlimError(f"{src}: cannot read GGUF weights ({str(e).splitlines()[0]})",
+                            "corrupt_gguf") from None
+        config = AutoConfig.from_pretrained(str(src.parent), gguf_file=src.name)
     config.__dict__.pop("quantization_config", None)
     config.bos_token_id, config.eos_token_id = tok.bos_token_id, tok.eos_token_id
     config.pad_token_id = tok.pad_token_id
