@@ -286,13 +286,14 @@ class LlamaCppRuntime(Runtime):
 
     def generate_batch(self, prompts: Sequence[Sequence[int]], max_tokens: int | Sequence[int],
                        stop: Sequence[str] = (), ignore_eos: bool = False, batch_size: int = 16,
-                       on_done=None) -> list[list[int]]:
+                       on_done=None, workers: int | None = None) -> list[list[int]]:
         """Several sequences per ``llama_decode`` (:mod:`slim.runtimes.llamacpp_batch`).
 
         Stops exactly as :meth:`generate` does, including its end at a full context
         (``n_ctx - len(prompt) + 1`` tokens), so the two differ only by float rounding.
+        ``workers``: contexts decoding side by side (None: :func:`plan_workers`).
         """
-        from slim.runtimes.llamacpp_batch import BatchDecoder, plan_slots
+        from slim.runtimes.llamacpp_batch import BatchDecoder, plan_slots, plan_workers
 
         prompts = [[int(t) for t in p] for p in prompts]
         limits = token_limits(prompts, max_tokens)
@@ -306,13 +307,79 @@ class LlamaCppRuntime(Runtime):
         limits = [min(n, self.n_ctx - len(p) + 1) for p, n in zip(prompts, limits)]
         if batch_size <= 1:
             return super().generate_batch(prompts, limits, stop, ignore_eos, 1, on_done)
-        dec = BatchDecoder(self._llm, *plan_slots(self._llm, prompts, limits, batch_size))
+        if workers is None:
+            workers = plan_workers(self._llm, prompts, limits, batch_size, self.threads,
+                                   on_gpu=self.gpu_layers != 0)
+        eog = frozenset() if ignore_eos else self.eog_ids
+        if workers <= 1:
+            dec = BatchDecoder(self._llm, *plan_slots(self._llm, prompts, limits, batch_size))
+            try:
+                return dec.run(prompts, limits, eog, stop, self.detokenize, on_done)
+            finally:
+                self.last_batch_stats = dict(dec.stats, workers=1)  # prompt tokens evaluated / reused
+                dec.close()
+        return self._generate_workers(prompts, limits, eog, stop, batch_size, workers, on_done)
+
+    def _generate_workers(self, prompts, limits, eog, stop, batch_size, workers, on_done):
+        """:meth:`generate_batch` over ``workers`` contexts of one model, each decoding its
+        share of the prompts (:func:`worker_items`) on its share of the threads in a Python
+        thread of its own (llama_decode runs without the GIL)."""
+        import threading
+
+        from slim.runtimes.llamacpp_batch import (KV_BUDGET, BatchDecoder, plan_slots,
+                                                  worker_items)
+
+        parts = [p for p in worker_items(len(prompts), batch_size, workers) if p]
+        threads = [self.threads // len(parts) + (w < self.threads % len(parts))
+                   for w in range(len(parts))]
+        lock = threading.Lock()
+        results: list = [None] * len(prompts)
+        errors: list[BaseException] = []
+        decoders = []
         try:
-            return dec.run(prompts, limits, frozenset() if ignore_eos else self.eog_ids,
-                           stop, self.detokenize, on_done)
+            for idx, n in zip(parts, threads):
+                sub_p, sub_l = [prompts[i] for i in idx], [limits[i] for i in idx]
+                decoders.append(BatchDecoder(
+                    self._llm, *plan_slots(self._llm, sub_p, sub_l, batch_size,
+                                           kv_budget=KV_BUDGET // len(parts)), n_threads=n))
+
+            def work(dec, idx):
+                def done(j):
+                    if on_done:
+                        with lock:
+                            on_done(idx[j])
+                try:
+                    out = dec.run([prompts[i] for i in idx], [limits[i] for i in idx], eog,
+                                  stop, self.detokenize, done)
+                    for i, o in zip(idx, out):
+                        results[i] = o
+                except BaseException as e:  # noqa: BLE001 - re-raised in the calling thread
+                    errors.append(e)
+                    for d in decoders:
+                        d.cancelled = True
+
+            pool = [threading.Thread(target=work, args=(d, idx), daemon=True)
+                    for d, idx in zip(decoders, parts)]
+            for t in pool:
+                t.start()
+            try:
+                for t in pool:
+                    t.join()
+            except BaseException:  # Ctrl-C: stop the others after their current decode
+                for d in decoders:
+                    d.cancelled = True
+                for t in pool:
+                    t.join()
+                raise
+            if errors:
+                raise errors[0]
+            return results
         finally:
-            self.last_batch_stats = dict(dec.stats)  # prompt tokens evaluated / reused
-            dec.close()
+            self.last_batch_stats = {
+                k: sum(d.stats[k] for d in decoders) for k in ("prompt_tokens", "reused_tokens")}
+            self.last_batch_stats["workers"] = len(decoders)
+            for d in decoders:
+                d.close()
 
     # -- speed ---------------------------------------------------------------
     def _time_prompt(self, tokens: list[int]) -> float:

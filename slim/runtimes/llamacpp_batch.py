@@ -70,7 +70,8 @@ def kv_bytes_per_cell(model) -> int:
 class BatchDecoder:
     """A llama.cpp context with ``n_seq`` sequence slots of ``n_ctx_seq`` cells each."""
 
-    def __init__(self, llm, n_seq: int, n_ctx_seq: int, n_batch: int, prefix: Sequence[int] = ()):
+    def __init__(self, llm, n_seq: int, n_ctx_seq: int, n_batch: int, prefix: Sequence[int] = (),
+                 n_threads: int | None = None):
         import llama_cpp as L
         from llama_cpp._internals import LlamaContext
 
@@ -83,6 +84,8 @@ class BatchDecoder:
         params.kv_unified = False
         params.n_batch = n_batch
         params.n_ubatch = min(n_batch, llm.context_params.n_ubatch or 512)
+        if n_threads:
+            params.n_threads = params.n_threads_batch = int(n_threads)
         try:
             self._ctx = LlamaContext(model=llm._model, params=params, verbose=False)
         except ValueError as e:
@@ -96,6 +99,8 @@ class BatchDecoder:
         self.n_vocab = int(llm.n_vocab())
         #: prompt tokens evaluated, and those taken from a copied stream, in the last run
         self.stats = {"prompt_tokens": 0, "reused_tokens": 0}
+        #: set from another thread to end :meth:`run` after the current decode
+        self.cancelled = False
 
     def close(self) -> None:
         if self._batch is not None:
@@ -164,6 +169,8 @@ class BatchDecoder:
                 on_done(st.item)
 
         while pending or any(slots):
+            if self.cancelled:
+                raise RuntimeError("batched generation cancelled")
             entries: list[tuple[int, int, int, bool]] = []
             room = self.n_batch - sum(1 for st in slots if st is not None)
             fresh: set[int] = set()
@@ -247,15 +254,48 @@ def shared_prefix(prompts: Sequence[list[int]], min_len: int = 4) -> list[int]:
     return best
 
 
-def plan_slots(llm, prompts: Sequence[list[int]], limits: Sequence[int], batch_size: int,
-               n_ubatch: int = 512) -> tuple[int, int, int, list[int]]:
-    """``(n_seq, n_ctx_seq, n_batch, prefix)`` for decoding ``prompts``: at most ``batch_size``
-    slots, each holding the longest prompt plus its generation, within :data:`KV_BUDGET`."""
+def slot_cells(prompts: Sequence[list[int]], limits: Sequence[int]) -> int:
+    """Cells one slot needs: the longest prompt plus its generation, padded as llama.cpp pads."""
     need = max(len(p) + max(n, 1) for p, n in zip(prompts, limits))
-    n_ctx_seq = -(-need // _PAD) * _PAD
+    return -(-need // _PAD) * _PAD
+
+
+def plan_slots(llm, prompts: Sequence[list[int]], limits: Sequence[int], batch_size: int,
+               n_ubatch: int = 512, kv_budget: int = KV_BUDGET) -> tuple[int, int, int, list[int]]:
+    """``(n_seq, n_ctx_seq, n_batch, prefix)`` for decoding ``prompts``: at most ``batch_size``
+    slots, each holding the longest prompt plus its generation, within ``kv_budget`` bytes."""
+    n_ctx_seq = slot_cells(prompts, limits)
     recurrent = getattr(llm, "_is_recurrent", False) or getattr(llm, "_is_hybrid", False)
     prefix = [] if recurrent else shared_prefix(prompts)
-    fit = KV_BUDGET // max(1, n_ctx_seq * kv_bytes_per_cell(llm._model.model)) - bool(prefix)
+    fit = kv_budget // max(1, n_ctx_seq * kv_bytes_per_cell(llm._model.model)) - bool(prefix)
     n_seq = max(1, min(batch_size, len(prompts), fit))
     n_batch = max(n_ubatch, max(len(p) for p in prompts) + n_seq)
     return n_seq, n_ctx_seq, n_batch, prefix
+
+
+def plan_workers(llm, prompts: Sequence[list[int]], limits: Sequence[int], batch_size: int,
+                 threads: int, on_gpu: bool) -> int:
+    """How many contexts decode the prompts side by side, each on ``threads // workers`` threads.
+
+    On a CPU, one context's threads meet at a barrier after every op of the graph
+    (llama.cpp's CPU backend runs on OpenMP), and a small model's ops are too short
+    for that to pay: on the default model (135M, F16, 32 slots) one context at 2
+    threads answered the suite at 12.3 items/s, two contexts of one thread each at
+    13.5 (docs/evaluation_speed.md). More contexts are used only where each keeps
+    a full batch of slots within :data:`KV_BUDGET` (so a large model, whose batch
+    needs the whole budget and whose ops are long, keeps one context and all
+    threads), each has at least a batch of prompts, and never on a GPU.
+    """
+    if on_gpu or threads < 2 or batch_size < 2:
+        return 1
+    slot = slot_cells(prompts, limits) * kv_bytes_per_cell(llm._model.model)
+    by_kv = KV_BUDGET // max(1, slot * (batch_size + 1))
+    return max(1, min(threads, len(prompts) // batch_size, by_kv))
+
+
+def worker_items(n: int, batch_size: int, workers: int) -> list[list[int]]:
+    """Prompt indices of each worker: blocks of ``batch_size`` consecutive prompts dealt in
+    turn, so neighbours (which share openings) stay together, the workers' loads even out
+    over the suite, and the split depends on nothing but ``n``."""
+    blocks = [list(range(i, min(i + batch_size, n))) for i in range(0, n, batch_size)]
+    return [[i for b in blocks[w::workers] for i in b] for w in range(workers)]

@@ -9,7 +9,9 @@ llama.cpp runs with flash attention (``flash_attn``, on by default), as llama.cp
 own tools do (their ``-fa auto`` resolves to enabled on CPU) and as the fidelity
 step does: on the default model it cut the batched step's CPU time by ~15 % and
 one-at-a-time decoding's by ~6 % (docs/probe_batching.md), with answers equal up
-to near-ties.
+to near-ties. On a CPU a small model's batch is split over several contexts that
+decode side by side, each on its share of the threads
+(:func:`slim.runtimes.llamacpp_batch.plan_workers`; ``generation.contexts``).
 """
 from __future__ import annotations
 
@@ -85,11 +87,13 @@ def run(ctx):
                                     on_done=lambda i: bar.update())
         seconds = time.perf_counter() - t0
         runtime = rt.name
+        workers = (getattr(rt, "last_batch_stats", None) or {}).get("workers")
     results = [score_item(it, out) for it, out in zip(items, outputs)]
     ctx.write_json("probes.json", {
         "runtime": runtime, "max_tokens": p.max_tokens, "decoding": "greedy",
         "generation": {"runtime": runtime, "batch_size": p.batch_size,
                        "mode": "batched" if p.batch_size > 1 else "one at a time",
                        **({"flash_attn": p.flash_attn} if kw else {}),
+                       **({"contexts": workers} if workers else {}),
                        "threads": ctx.threads, "items": len(items), "seconds": round(seconds, 2)},
         "results": results})

@@ -144,3 +144,66 @@ def test_first_difference():
     assert first_difference([1, 2, 3], [1, 2, 3]) is None
     assert first_difference([1, 2, 3], [1, 5, 3]) == 1
     assert first_difference([1, 2], [1, 2, 3]) == 2
+
+
+def test_worker_items_split_in_dealt_blocks():
+    from slim.runtimes.llamacpp_batch import worker_items
+
+    parts = worker_items(11, 3, 2)
+    assert parts == [[0, 1, 2, 6, 7, 8], [3, 4, 5, 9, 10]]
+    assert sorted(i for p in worker_items(100, 8, 3) for i in p) == list(range(100))
+    assert worker_items(5, 8, 2) == [[0, 1, 2, 3, 4], []]
+
+
+def test_plan_workers(tiny_cpp_rt, monkeypatch):
+    """Several contexts only on a CPU with threads to share, a batch of prompts for each, and a
+    full batch of slots for each within the KV budget."""
+    import slim.runtimes.llamacpp_batch as lb
+
+    llm, ids = tiny_cpp_rt.llama, prompts(tiny_cpp_rt) * 4   # 40 prompts
+    limits = [16] * len(ids)
+    assert lb.plan_workers(llm, ids, limits, 4, threads=3, on_gpu=False) == 3
+    assert lb.plan_workers(llm, ids, limits, 16, threads=4, on_gpu=False) == 2   # 40 // 16
+    assert lb.plan_workers(llm, ids, limits, 4, threads=3, on_gpu=True) == 1
+    assert lb.plan_workers(llm, ids, limits, 4, threads=1, on_gpu=False) == 1
+    slot = lb.slot_cells(ids, limits) * lb.kv_bytes_per_cell(llm._model.model)
+    monkeypatch.setattr(lb, "KV_BUDGET", 2 * 5 * slot)   # room for two batches of 4 (+ prefix)
+    assert lb.plan_workers(llm, ids, limits, 4, threads=3, on_gpu=False) == 2
+
+
+def test_llamacpp_workers_equal_one_context(tiny_cpp_rt):
+    """Two contexts decoding halves of the prompts side by side answer as one context does (up
+    to near-ties), in prompt order, with one callback per prompt."""
+    rt = tiny_cpp_rt
+    ids = prompts(rt) * 2
+    limits = [20 - 3 * (i % 5) for i in range(len(ids))]
+    one = rt.generate_batch(ids, limits, batch_size=3, workers=1, ignore_eos=True)
+    assert rt.last_batch_stats["workers"] == 1
+    done = []
+    two = rt.generate_batch(ids, limits, batch_size=3, workers=2, ignore_eos=True,
+                            on_done=done.append)
+    assert rt.last_batch_stats["workers"] == 2
+    assert sorted(done) == list(range(len(ids)))
+    assert [len(t) for t in two] == limits
+    r = compare_greedy(rt, ids, one, two)
+    assert not r["unexplained"] and r["identical"] >= 0.8 * len(ids), r
+
+
+def test_llamacpp_worker_error_reaches_the_caller(tiny_cpp_rt, monkeypatch):
+    import slim.runtimes.llamacpp_batch as lb
+
+    calls = {"n": 0}
+    real = lb.BatchDecoder._next_token
+
+    def flaky(self, row):
+        calls["n"] += 1
+        if calls["n"] == 7:
+            raise OSError("boom in a worker")
+        return real(self, row)
+
+    monkeypatch.setattr(lb.BatchDecoder, "_next_token", flaky)
+    ids = prompts(tiny_cpp_rt)
+    with pytest.raises(OSError, match="boom in a worker"):
+        tiny_cpp_rt.generate_batch(ids, 12, batch_size=2, workers=2, ignore_eos=True)
+    monkeypatch.undo()
+    assert len(tiny_cpp_rt.generate_batch(ids, 4, batch_size=2, workers=2, ignore_eos=True)) == 10
