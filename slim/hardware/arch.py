@@ -77,25 +77,6 @@ def arch_from_hf_config(path: str | Path) -> dict:
     return normalize_arch(cfg)
 
 
-def _field_value(field) -> Any:
-    """Decode a GGUFReader field into a Python value (arrays: a list; per-layer ints: the max)."""
-    if hasattr(field, "contents"):
-        v = field.contents()
-    else:  # older gguf-py
-        from gguf import GGUFValueType
-        types = list(field.types)
-        if not types:
-            return None
-        if types[0] == GGUFValueType.ARRAY:
-            v = [field.parts[i].tolist()[0] if types[-1] != GGUFValueType.STRING
-                 else bytes(field.parts[i]).decode("utf-8", errors="replace") for i in field.data]
-        elif types[0] == GGUFValueType.STRING:
-            v = bytes(field.parts[field.data[0]]).decode("utf-8", errors="replace")
-        else:
-            v = field.parts[field.data[0]].tolist()[0]
-    return v
-
-
 def _scalar(v: Any) -> Any:
     if isinstance(v, list):  # e.g. per-layer head_count_kv: take the largest
         nums = [x for x in v if isinstance(x, (int, float))]
@@ -104,28 +85,31 @@ def _scalar(v: Any) -> Any:
 
 
 def arch_from_gguf(path: str | Path) -> dict:
-    """Read the architecture from a GGUF file's metadata (no tensor data is loaded)."""
+    """Read the architecture from a GGUF file's metadata (no tensor data is loaded).
+
+    Through :func:`slim.models.gguf_header.read_gguf_header`, not ``gguf.GGUFReader``: the
+    reader decodes every vocabulary entry (3.3 s of a 4 s warm rebuild of the default model)."""
+    from slim.models.gguf_header import read_gguf_header
+
     p = Path(path)
     if not p.is_file():
         raise SlimError(f"GGUF file not found: {p}", "missing_model_file")
-    try:
-        from gguf import GGUFReader
-        reader = GGUFReader(str(p), "r")
-    except Exception as e:  # noqa: BLE001 - any parse failure means a bad file
-        raise SlimError(f"cannot read GGUF {p}: {e}", "invalid_gguf") from e
-
-    def get(key: str, default: Any = None) -> Any:
-        f = reader.fields.get(key)
-        return default if f is None else _scalar(_field_value(f))
-
-    a = get("general.architecture")
+    meta, _ = read_gguf_header(p, ["general.architecture"])
+    a = meta.get("general.architecture")
     if not a:
         raise SlimError(f"{p} has no general.architecture key", "invalid_gguf")
-    tok = reader.fields.get("tokenizer.ggml.tokens")
-    vocab = get(f"{a}.vocab_size") or (len(tok.data) if tok is not None else None)
-    names = {t.name for t in reader.tensors}
+    keys = [f"{a}.{k}" for k in ("vocab_size", "attention.head_count", "attention.head_count_kv",
+                                 "embedding_length", "feed_forward_length", "block_count",
+                                 "attention.key_length", "context_length")]
+    meta, tensors = read_gguf_header(p, keys, array_lengths=["tokenizer.ggml.tokens"])
+
+    def get(key: str, default: Any = None) -> Any:
+        return _scalar(meta[key]) if key in meta else default
+
+    names = {t.name for t in tensors}
+    vocab = get(f"{a}.vocab_size") or meta.get("tokenizer.ggml.tokens")
     if vocab is None:
-        for t in reader.tensors:
+        for t in tensors:
             if t.name == "token_embd.weight":
                 vocab = int(t.shape[-1]) if len(t.shape) > 1 else None
     heads = get(f"{a}.attention.head_count")

@@ -68,8 +68,9 @@ class _Cursor:
         raise SlimError(f"{self.path}: unknown GGUF metadata type {vtype}", "corrupt_gguf")
 
 
-def read_gguf_header(path, keys=()) -> tuple[dict, list[TensorInfo]]:
-    """(metadata {key: value} for the requested keys, tensor table) of a GGUF file."""
+def read_gguf_header(path, keys=(), array_lengths=()) -> tuple[dict, list[TensorInfo]]:
+    """(metadata {key: value} for the requested keys, tensor table) of a GGUF file; for keys in
+    ``array_lengths`` the value is the array's length (its elements are skipped)."""
     from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
 
     path = Path(path)
@@ -87,7 +88,14 @@ def read_gguf_header(path, keys=()) -> tuple[dict, list[TensorInfo]]:
         wanted, meta = set(keys) | {"general.alignment"}, {}
         for _ in range(n_kv):
             key = c.string()
-            v = c.value(c.take("<I"), key in wanted)
+            vtype = c.take("<I")
+            if key in array_lengths and vtype == _ARRAY:
+                etype, n = c.take("<I"), c.take("<Q")
+                meta[key] = n
+                for _ in range(n):
+                    c.value(etype, False)
+                continue
+            v = c.value(vtype, key in wanted)
             if key in wanted:
                 meta[key] = v
         tensors, end = [], 0
