@@ -203,7 +203,8 @@ def test_arch_from_gguf(tmp_path):
     w.add_head_count_kv(2)
     w.add_context_length(256)
     w.add_token_list([f"t{i}" for i in range(100)])
-    w.add_tensor("token_embd.weight", np.zeros((100, 64), dtype=np.float16))
+    # a padded embedding: the vocabulary's length wins over the tensor's rows
+    w.add_tensor("token_embd.weight", np.zeros((128, 64), dtype=np.float16))
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
@@ -213,5 +214,9 @@ def test_arch_from_gguf(tmp_path):
     assert a["num_attention_heads"] == 4 and a["num_key_value_heads"] == 2 and a["head_dim"] == 16
     assert a["vocab_size"] == 100 and a["tie_word_embeddings"] is True
     assert a["max_position_embeddings"] == 256
+    from slim.models.gguf_header import read_gguf_header
+    meta, tensors = read_gguf_header(p, ["llama.block_count"], array_lengths=["tokenizer.ggml.tokens"])
+    assert meta == {"llama.block_count": 2, "tokenizer.ggml.tokens": 100}
+    assert [t.shape for t in tensors] == [(64, 128)]
     with pytest.raises(SlimError):
         arch_from_gguf(tmp_path / "missing.gguf")
