@@ -54,6 +54,7 @@ def check_params(kind: str, params: dict | None, where: str) -> list[tuple[str, 
     names = {f.name for f in dataclasses.fields(P)}
     errors = [(f"{where}.{k}", f"unknown param for step {kind}; accepted: {', '.join(sorted(names))}")
               for k in sorted(set(params) - names)]
+    errors += [(f"{where}.{k}", why) for k, why in _type_errors(P, params)]
     if errors:
         return errors
     try:
@@ -63,6 +64,41 @@ def check_params(kind: str, params: dict | None, where: str) -> list[tuple[str, 
     if hasattr(obj, "validate"):
         errors += [(f"{where}.{k}" if k else where, why) for k, why in obj.validate()]
     return errors
+
+
+_SCALAR_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+
+
+def _type_errors(P, params: dict) -> list[tuple[str, str]]:
+    """Values whose type does not match a scalar field of ``P`` (bool, int, float, str, or an
+    Optional/Union of them); fields of other types are left to ``validate``. Without this
+    ``imatrix: abc`` was a truthy string and passed."""
+    import typing
+    try:
+        hints = typing.get_type_hints(P)
+    except Exception:  # noqa: BLE001 - an annotation that does not resolve: nothing to check
+        return []
+    errs = []
+    for k, v in params.items():
+        t = hints.get(k)
+        allowed = typing.get_args(t) if typing.get_origin(t) in (typing.Union, _union_type()) \
+            else (t,)
+        if not allowed or not all(a in _SCALAR_NAMES or a is type(None) for a in allowed):
+            continue
+        ok = any(v is None if a is type(None) else
+                 isinstance(v, bool) if a is bool else
+                 isinstance(v, int) and not isinstance(v, bool) if a is int else
+                 isinstance(v, (int, float)) and not isinstance(v, bool) if a is float else
+                 isinstance(v, a) for a in allowed)
+        if not ok:
+            want = " or ".join(_SCALAR_NAMES.get(a, "null") for a in allowed)
+            errs.append((k, f"must be {want}, got {v!r}"))
+    return errs
+
+
+def _union_type():
+    import types
+    return getattr(types, "UnionType", None)
 
 
 def parse_params(kind: str, params: dict | None) -> Any:

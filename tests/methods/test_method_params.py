@@ -83,3 +83,23 @@ def test_calibration_only_where_needed():
     assert Params(algorithm="rtn", scheme="FP8").needs_calibration
     assert Params(algorithm="gptq", scheme="W4A16").needs_calibration
     assert Params(algorithm="wanda", sparsity=0.5).needs_calibration
+
+
+def test_param_types_checked():
+    """A value of the wrong type for a scalar field is named, whatever the step's own checks."""
+    errs = dict(check_params("quantize_gguf", {"type": "Q4_K_M", "imatrix": "abc"}, "p"))
+    assert errs == {"p.imatrix": "must be true or false, got 'abc'"}
+    errs = dict(check_params("probe_run", {"batch_size": "8", "max_items": None, "max_tokens": 3.5},
+                             "p"))
+    assert set(errs) == {"p.batch_size", "p.max_tokens"} and "an integer" in errs["p.max_tokens"]
+    assert check_params("quantize_gguf", {"type": "Q4_K_M", "imatrix": False}, "p") == []
+
+
+def test_bad_stage_param_type_fails_at_config_time():
+    from slim.config.validate import validate
+    from slim.errors import ConfigErrors
+    cfg = compose(["model=tiny_llama", "method=q4_k_m", "hardware=apple8gb",
+                   "method.stages.0.params.imatrix=abc"])
+    with pytest.raises(ConfigErrors) as e:
+        validate(cfg)
+    assert "method.stages[0].params.imatrix" in str(e.value) and "true or false" in str(e.value)
