@@ -29,7 +29,8 @@ Usage: python bench/eval.py [--only probes,fidelity,imatrix] [--batch-size 32] [
        [--parent F16.gguf] [--child Q4_K_M.gguf]  (instead of the cache's GGUFs)
        [hydra overrides]
        (default threads=1: on a shared 2-core box llama.cpp's spinning threads
-       otherwise measure the neighbours)
+       otherwise measure the neighbours; on an idle box pass threads=2 to measure what
+       `make run` does, all cores: docs/evaluation_speed.md, "Third pass")
 """
 from __future__ import annotations
 
