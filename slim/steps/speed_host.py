@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-VERSION = 1
+VERSION = 2  # 2: measured without OpenMP passive waiting (v1 understated llama.cpp at threads > 1)
 LIBS = ("llama-cpp-python", "torch", "transformers")
 
 
