@@ -84,8 +84,10 @@ def render_markdown(r: dict, plot: str | None = None) -> str:
                    f"runtime {pr['how']['runtime']}.")
         gen = (pr["how"].get("generation") or {}).get("child") or {}
         if gen.get("batch_size"):
-            out[-1] += (f" Generated {gen['batch_size']} sequences at a time "
-                        f"({gen.get('mode', 'batched')}; outputs equal one-at-a-time greedy "
+            ctxs = gen.get("contexts") or 1
+            out[-1] += (f" Generated {gen['batch_size']} sequences at a time"
+                        + (f" in each of {ctxs} llama.cpp contexts side by side" if ctxs > 1 else "")
+                        + f" ({gen.get('mode', 'batched')}; outputs equal one-at-a-time greedy "
                         f"decoding except at float near-ties, docs/probe_batching.md).")
         if plot:
             out += ["", f"![retention per category]({plot})"]
