@@ -88,14 +88,11 @@ def read_gguf_header(path, keys=(), array_lengths=()) -> tuple[dict, list[Tensor
         wanted, meta = set(keys) | {"general.alignment"}, {}
         for _ in range(n_kv):
             key = c.string()
-            vtype = c.take("<I")
-            if key in array_lengths and vtype == _ARRAY:
-                etype, n = c.take("<I"), c.take("<Q")
-                meta[key] = n
-                for _ in range(n):
-                    c.value(etype, False)
-                continue
+            vtype, start = c.take("<I"), c.pos
             v = c.value(vtype, key in wanted)
+            if key in array_lengths and vtype == _ARRAY:   # the count after the element type
+                meta[key] = struct.unpack_from("<Q", buf, start + 4)[0]
+                continue
             if key in wanted:
                 meta[key] = v
         tensors, end = [], 0

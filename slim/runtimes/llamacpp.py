@@ -261,11 +261,7 @@ class LlamaCppRuntime(Runtime):
 
     def generate(self, prompt_tokens: Sequence[int], max_tokens: int,
                  stop: Sequence[str] = (), ignore_eos: bool = False) -> list[int]:
-        if not len(prompt_tokens):
-            raise ValueError("generate needs at least one prompt token")
-        if len(prompt_tokens) >= self.n_ctx:
-            raise ValueError(f"prompt of {len(prompt_tokens)} tokens leaves no room in "
-                             f"n_ctx={self.n_ctx}")
+        prompt_tokens = self._check_prompt(prompt_tokens)
         eog = frozenset() if ignore_eos else self.eog_ids
         out: list[int] = []
         try:
@@ -293,15 +289,13 @@ class LlamaCppRuntime(Runtime):
         (``n_ctx - len(prompt) + 1`` tokens), so the two differ only by float rounding.
         ``workers``: contexts decoding side by side (None: :func:`plan_workers`).
         """
-        from slim.runtimes.llamacpp_batch import BatchDecoder, plan_slots, plan_workers
+        import threading
 
-        prompts = [[int(t) for t in p] for p in prompts]
+        from slim.runtimes.llamacpp_batch import (KV_BUDGET, BatchDecoder, plan_slots,
+                                                  plan_workers, worker_items)
+
+        prompts = [self._check_prompt(p) for p in prompts]
         limits = token_limits(prompts, max_tokens)
-        for p in prompts:
-            if not p:
-                raise ValueError("generate needs at least one prompt token")
-            if len(p) >= self.n_ctx:
-                raise ValueError(f"prompt of {len(p)} tokens leaves no room in n_ctx={self.n_ctx}")
         if not prompts:
             return []
         limits = [min(n, self.n_ctx - len(p) + 1) for p, n in zip(prompts, limits)]
@@ -311,70 +305,58 @@ class LlamaCppRuntime(Runtime):
             workers = plan_workers(self._llm, prompts, limits, batch_size, self.threads,
                                    on_gpu=self.gpu_layers != 0)
         eog = frozenset() if ignore_eos else self.eog_ids
-        if workers <= 1:
-            dec = BatchDecoder(self._llm, *plan_slots(self._llm, prompts, limits, batch_size))
-            try:
-                return dec.run(prompts, limits, eog, stop, self.detokenize, on_done)
-            finally:
-                self.last_batch_stats = dict(dec.stats, workers=1)  # prompt tokens evaluated / reused
-                dec.close()
-        return self._generate_workers(prompts, limits, eog, stop, batch_size, workers, on_done)
-
-    def _generate_workers(self, prompts, limits, eog, stop, batch_size, workers, on_done):
-        """:meth:`generate_batch` over ``workers`` contexts of one model, each decoding its
-        share of the prompts (:func:`worker_items`) on its share of the threads in a Python
-        thread of its own (llama_decode runs without the GIL)."""
-        import threading
-
-        from slim.runtimes.llamacpp_batch import (KV_BUDGET, BatchDecoder, plan_slots,
-                                                  worker_items)
-
-        parts = [p for p in worker_items(len(prompts), batch_size, workers) if p]
-        threads = [self.threads // len(parts) + (w < self.threads % len(parts))
-                   for w in range(len(parts))]
+        # each context decodes its share of the prompts on its share of the threads; several
+        # run in Python threads of their own (llama_decode runs without the GIL)
+        parts = [p for p in worker_items(len(prompts), batch_size, max(1, workers)) if p]
+        n = len(parts)
+        threads = [max(1, self.threads // n + (w < self.threads % n)) for w in range(n)]
         lock = threading.Lock()
         results: list = [None] * len(prompts)
         errors: list[BaseException] = []
-        decoders = []
-        try:
-            for idx, n in zip(parts, threads):
-                sub_p, sub_l = [prompts[i] for i in idx], [limits[i] for i in idx]
-                decoders.append(BatchDecoder(
-                    self._llm, *plan_slots(self._llm, sub_p, sub_l, batch_size,
-                                           kv_budget=KV_BUDGET // len(parts)), n_threads=n))
+        decoders: list[BatchDecoder] = []
 
-            def work(dec, idx):
-                def done(j):
-                    if on_done:
-                        with lock:
-                            on_done(idx[j])
-                try:
-                    out = dec.run([prompts[i] for i in idx], [limits[i] for i in idx], eog,
-                                  stop, self.detokenize, done)
-                    for i, o in zip(idx, out):
-                        results[i] = o
-                except BaseException as e:  # noqa: BLE001 - re-raised in the calling thread
-                    errors.append(e)
-                    for d in decoders:
-                        d.cancelled = True
-
-            pool = [threading.Thread(target=work, args=(d, idx), daemon=True)
-                    for d, idx in zip(decoders, parts)]
-            for t in pool:
-                t.start()
+        def work(dec, idx):
+            def done(j):
+                if on_done:
+                    with lock:
+                        on_done(idx[j])
             try:
-                for t in pool:
-                    t.join()
-            except BaseException:  # Ctrl-C: stop the others after their current decode
+                out = dec.run([prompts[i] for i in idx], [limits[i] for i in idx], eog, stop,
+                              self.detokenize, done)
+                for i, o in zip(idx, out):
+                    results[i] = o
+            except BaseException as e:  # noqa: BLE001 - re-raised in the calling thread
+                errors.append(e)
                 for d in decoders:
                     d.cancelled = True
-                for t in pool:
-                    t.join()
-                raise
+
+        try:
+            for idx, t in zip(parts, threads):
+                decoders.append(BatchDecoder(
+                    self._llm, *plan_slots(self._llm, [prompts[i] for i in idx],
+                                           [limits[i] for i in idx], batch_size,
+                                           kv_budget=KV_BUDGET // n), n_threads=t))
+            if n == 1:
+                work(decoders[0], parts[0])
+            else:
+                pool = [threading.Thread(target=work, args=(d, idx), daemon=True)
+                        for d, idx in zip(decoders, parts)]
+                for th in pool:
+                    th.start()
+                try:
+                    for th in pool:
+                        th.join()
+                except BaseException:  # Ctrl-C: stop the others after their current decode
+                    for d in decoders:
+                        d.cancelled = True
+                    for th in pool:
+                        th.join()
+                    raise
             if errors:
                 raise errors[0]
             return results
         finally:
+            # prompt tokens evaluated / taken from copied streams, and the contexts used
             self.last_batch_stats = {
                 k: sum(d.stats[k] for d in decoders) for k in ("prompt_tokens", "reused_tokens")}
             self.last_batch_stats["workers"] = len(decoders)

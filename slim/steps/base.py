@@ -66,13 +66,19 @@ def check_params(kind: str, params: dict | None, where: str) -> list[tuple[str, 
     return errors
 
 
-_SCALAR_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+#: scalar field types checked before a step's own validate: what a value must be, and its test
+_SCALARS = {bool: ("true or false", lambda v: isinstance(v, bool)),
+            int: ("an integer", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+            float: ("a number", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)),
+            str: ("a string", lambda v: isinstance(v, str)),
+            type(None): ("null", lambda v: v is None)}
 
 
 def _type_errors(P, params: dict) -> list[tuple[str, str]]:
     """Values whose type does not match a scalar field of ``P`` (bool, int, float, str, or an
     Optional/Union of them); fields of other types are left to ``validate``. Without this
     ``imatrix: abc`` was a truthy string and passed."""
+    import types
     import typing
     try:
         hints = typing.get_type_hints(P)
@@ -81,24 +87,13 @@ def _type_errors(P, params: dict) -> list[tuple[str, str]]:
     errs = []
     for k, v in params.items():
         t = hints.get(k)
-        allowed = typing.get_args(t) if typing.get_origin(t) in (typing.Union, _union_type()) \
-            else (t,)
-        if not allowed or not all(a in _SCALAR_NAMES or a is type(None) for a in allowed):
+        union = typing.get_origin(t) in (typing.Union, types.UnionType)
+        allowed = typing.get_args(t) if union else (t,)
+        if not all(a in _SCALARS for a in allowed):
             continue
-        ok = any(v is None if a is type(None) else
-                 isinstance(v, bool) if a is bool else
-                 isinstance(v, int) and not isinstance(v, bool) if a is int else
-                 isinstance(v, (int, float)) and not isinstance(v, bool) if a is float else
-                 isinstance(v, a) for a in allowed)
-        if not ok:
-            want = " or ".join(_SCALAR_NAMES.get(a, "null") for a in allowed)
-            errs.append((k, f"must be {want}, got {v!r}"))
+        if not any(_SCALARS[a][1](v) for a in allowed):
+            errs.append((k, f"must be {' or '.join(_SCALARS[a][0] for a in allowed)}, got {v!r}"))
     return errs
-
-
-def _union_type():
-    import types
-    return getattr(types, "UnionType", None)
 
 
 def parse_params(kind: str, params: dict | None) -> Any:
